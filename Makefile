@@ -1,0 +1,41 @@
+# perfpulse — the two commands that matter: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench golden clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,gpu,postgres]'
+	touch $(STAMP)
+
+## run: live system-wide counters, one line per second (Ctrl-C to stop)
+run: $(STAMP)
+	$(BIN)/perfpulse stat -a -I 1000
+
+## test: lint, type-check and the whole test suite
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## bench: every benchmark in bench/, results printed as markdown
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+## golden: regenerate the golden end-to-end outputs under tests/golden/
+golden: $(STAMP)
+	PERFPULSE_REGEN_GOLDEN=1 $(BIN)/pytest tests/test_golden.py -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
