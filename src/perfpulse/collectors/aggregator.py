@@ -81,7 +81,7 @@ class MetricsAggregator:
 
     # -- collection ---------------------------------------------------------------------------------------
     async def collect_all(self) -> dict[str, CollectorResult]:
-        """One tick: all enabled collectors at once; a stale one is marked, never awaited past its deadline."""
+        """One tick: all enabled collectors at once; a stale one is marked, not awaited past its deadline."""
         now = time.perf_counter()
         waits: dict[str, asyncio.Task[dict[str, Any]]] = {}
         results: dict[str, CollectorResult] = {}
