@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from perfpulse import __version__
 
 #: Subcommand modules under perfpulse.commands, in the order `perfpulse --help` lists them.
-COMMANDS: tuple[str, ...] = ("check", "stat")
+COMMANDS: tuple[str, ...] = ("check", "stat", "snapshot", "collectors", "serve", "user", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

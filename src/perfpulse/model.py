@@ -71,6 +71,7 @@ class MetricSpec:
             "kind": self.kind,
             "description": self.description,
             "labels": list(self.labels),
+            "path": self.path,
         }
 
 

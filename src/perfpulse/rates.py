@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -79,8 +80,15 @@ class CounterTracker:
         self._in_tick = False
 
     def rate(self, key: Hashable, value: float, *, limit: float | None = None) -> Rate | None:
-        """The change of counter ``key`` since the previous tick, or None on first sight or reset."""
-        now = self._now
+        """The change of counter ``key`` since the previous tick, or None on first sight or reset.
+
+        Outside a ``tick()`` each call reads the clock itself. A value that is not a finite number (a
+        parser that met garbage) forgets the key rather than poisoning the next rate with NaN.
+        """
+        now = self._now if self._in_tick else self._clock()
+        if not math.isfinite(value):
+            self._last.pop(key, None)
+            return None
         self._seen.add(key)
         prev = self._last.get(key)
         self._last[key] = (now, value)

@@ -5,7 +5,18 @@ from __future__ import annotations
 import importlib
 
 #: Built-in collector modules, in the order the UI lists them.
-BUILTIN: tuple[str, ...] = ("perf_events",)
+BUILTIN: tuple[str, ...] = (
+    "cpu",
+    "memory",
+    "disk",
+    "network",
+    "pressure",
+    "perf_events",
+    "processes",
+    "gpu",
+    "memory_bandwidth",
+    "energy",
+)
 
 
 def load_builtin() -> None:

@@ -31,6 +31,8 @@ class _Slot:
     collector: BaseCollector
     task: asyncio.Task[dict[str, Any]] | None = None
     started: float = 0.0
+    #: The task's result was used by a tick (or harvested into last_data).
+    consumed: bool = True
     last_data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,8 +82,13 @@ class MetricsAggregator:
         return sum(1 for s in self._slots.values() if s.task is not None and not s.task.done())
 
     # -- collection ---------------------------------------------------------------------------------------
-    async def collect_all(self) -> dict[str, CollectorResult]:
-        """One tick: all enabled collectors at once; a stale one is marked, not awaited past its deadline."""
+    async def collect_all(self, deadline: float | None = None) -> dict[str, CollectorResult]:
+        """One tick: all enabled collectors at once; a stale one is marked, not awaited past its deadline.
+
+        A collector's deadline is its own ``timeout`` counted from when its collection started, and at most
+        ``deadline`` seconds from this call (the Sampler passes a share of its interval, so a slow source
+        never pushes the next tick off the grid).
+        """
         now = time.perf_counter()
         waits: dict[str, asyncio.Task[dict[str, Any]]] = {}
         results: dict[str, CollectorResult] = {}
@@ -89,8 +96,10 @@ class MetricsAggregator:
             if not slot.collector.enabled:
                 continue
             if slot.task is None or slot.task.done():
+                self._harvest(slot)
                 slot.task = asyncio.create_task(slot.collector.safe_collect(), name=f"collect:{name}")
                 slot.started = now
+                slot.consumed = False
             waits[name] = slot.task
 
         async def wait_one(name: str, task: asyncio.Task[dict[str, Any]]) -> None:
@@ -98,28 +107,43 @@ class MetricsAggregator:
             if slot is None:
                 return
             remaining = slot.collector.timeout - (time.perf_counter() - slot.started)
+            if deadline is not None:
+                remaining = min(remaining, deadline - (time.perf_counter() - now))
             done = task.done()
             if not done and remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(task), remaining)
                 done = task.done()
             if done and not task.cancelled():
+                slot.consumed = True
                 data, meta = split_meta(task.result())
                 if meta.error is None and meta.available:
                     slot.last_data = data
                 results[name] = CollectorResult(data, meta)
             else:
-                waited = (time.perf_counter() - slot.started) * 1000.0
+                waited = time.perf_counter() - slot.started
                 meta = CollectorMeta(
                     timestamp=time.time(),
-                    duration_ms=waited,
-                    error=f"still collecting after {slot.collector.timeout:g} s deadline",
+                    duration_ms=waited * 1000.0,
+                    error=f"stale: still collecting after {waited:.3g} s",
                     stale=True,
                 )
                 results[name] = CollectorResult(dict(slot.last_data), meta)
 
         await asyncio.gather(*(wait_one(n, t) for n, t in waits.items()))
         return {n: results[n] for n in waits if n in results}
+
+    @staticmethod
+    def _harvest(slot: _Slot) -> None:
+        """Keep the data of a collection that finished after its tick gave up on it: the next stale tick
+        then carries it, instead of a collector slower than its deadline never refreshing at all."""
+        task = slot.task
+        if slot.consumed or task is None or task.cancelled():
+            return
+        slot.consumed = True
+        data, meta = split_meta(task.result())
+        if meta.error is None and meta.available:
+            slot.last_data = data
 
     async def aclose(self) -> None:
         """Cancel what is still running and close every collector."""

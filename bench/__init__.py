@@ -1,0 +1,1 @@
+"""Benchmarks: each module here runs alone (`python -m bench.<name>`) and prints a markdown section."""

@@ -1,0 +1,105 @@
+/**
+ * The metric catalogue the server sends, and how to find a metric's numbers in a collector's data.
+ * This mirrors perfpulse.model.iter_samples: a dotted `path` where `*` walks every key of a dict and binds
+ * it to the next label. The dashboard knows collectors only through this, so a new collector shows up in
+ * the generic panels without a UI change.
+ */
+
+export interface MetricSpec {
+  name: string;
+  unit: string;
+  kind: "gauge" | "counter" | string;
+  description: string;
+  labels: string[];
+  path?: string;
+}
+
+export interface CollectorInfo {
+  name: string;
+  enabled?: boolean;
+  available?: boolean;
+  reason?: string | null;
+  hint?: string | null;
+  catalogue: MetricSpec[];
+}
+
+export interface CollectorMeta {
+  timestamp?: number;
+  duration_ms?: number;
+  error?: string | null;
+  stale?: boolean;
+  available?: boolean;
+}
+
+export interface SnapshotMsg {
+  host: string;
+  wall_time: number;
+  monotonic?: number;
+  seq: number;
+  interval: number;
+  collectors: Record<string, { data: Record<string, unknown>; meta: CollectorMeta }>;
+}
+
+export function seriesKey(name: string, labels: [string, string][]): string {
+  if (labels.length === 0) return name;
+  return `${name}{${labels.map(([k, v]) => `${k}="${v}"`).join(",")}}`;
+}
+
+/** Parse `name{a="x",b="y"}` back into its parts (labels in order). */
+export function parseSeriesKey(key: string): { name: string; labels: [string, string][] } {
+  const i = key.indexOf("{");
+  if (i < 0) return { name: key, labels: [] };
+  const labels: [string, string][] = [];
+  const re = /(\w+)="((?:[^"\\]|\\.)*)"/g;
+  for (const m of key.slice(i + 1, -1).matchAll(re)) labels.push([m[1], m[2]]);
+  return { name: key.slice(0, i), labels };
+}
+
+function toNumber(v: unknown): number | null {
+  if (typeof v === "boolean") return v ? 1 : 0;
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  return null;
+}
+
+/** Every (series key, value) of `spec` present in one collector's data; missing or null values skipped. */
+export function extract(spec: MetricSpec, data: unknown, out: Map<string, number | null>): void {
+  if (!spec.path) return;
+  const parts = spec.path.split(".");
+  const walk = (node: unknown, i: number, bound: string[]): void => {
+    if (i === parts.length) {
+      const v = toNumber(node);
+      if (v !== null) out.set(seriesKey(spec.name, spec.labels.map((l, j) => [l, bound[j]])), v);
+      return;
+    }
+    if (node === null || typeof node !== "object" || Array.isArray(node)) return;
+    const part = parts[i];
+    const obj = node as Record<string, unknown>;
+    if (part === "*") {
+      for (const k in obj) walk(obj[k], i + 1, [...bound, k]);
+    } else if (part in obj) {
+      walk(obj[part], i + 1, bound);
+    }
+  };
+  walk(data, 0, []);
+}
+
+/** A nested value by dotted path, or undefined. */
+export function dig(obj: unknown, path: string): unknown {
+  let node = obj;
+  for (const p of path.split(".")) {
+    if (node === null || typeof node !== "object") return undefined;
+    node = (node as Record<string, unknown>)[p];
+  }
+  return node;
+}
+
+export function num(v: unknown): number | null {
+  return toNumber(v);
+}
+
+/** Specs indexed by metric name across collectors. */
+export function indexCatalogue(collectors: CollectorInfo[]): Map<string, MetricSpec & { collector: string }> {
+  const m = new Map<string, MetricSpec & { collector: string }>();
+  for (const c of collectors) for (const s of c.catalogue ?? []) m.set(s.name, { ...s, collector: c.name });
+  return m;
+}

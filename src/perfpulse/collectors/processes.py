@@ -1,0 +1,208 @@
+"""Processes: counts by state, and the top N by CPU and by memory.
+
+Cost is what matters here: a host with thousands of processes is read every second. One tick is one
+``os.scandir`` of /proc plus one ``read`` of /proc/<pid>/stat per process (name, state, CPU time, threads,
+start time and RSS are all on that line); psutil's per-process objects cost several times more for the same
+fields (bench/processes_scan.py). The files that only the top N need (status for the user, io, cmdline)
+are read for those few processes only.
+
+A process that exits between the directory listing and the read is skipped without a word. Rates are keyed
+by (pid, start time), so a reused PID starts from nothing instead of inheriting its predecessor's counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import pwd
+import time
+from collections.abc import Callable
+from typing import Any
+
+from perfpulse.collectors.base import BaseCollector, Roots, register, run_blocking, unavailable
+from perfpulse.model import MetricSpec
+from perfpulse.procfs import ParseError
+from perfpulse.procfs.pidstat import (
+    STATE_NAMES,
+    PidStat,
+    parse_cmdline,
+    parse_io,
+    parse_stat,
+    parse_status_uid,
+)
+from perfpulse.rates import CounterTracker, read_boot_id
+
+#: States always present in ``states`` (0 when no process is in them), so charts have stable series.
+_BASE_STATES = ("running", "sleeping", "disk_sleep", "stopped", "zombie", "idle")
+
+
+def _read(path: str, size: int = 4096) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+@register
+class ProcessesCollector(BaseCollector):
+    name = "processes"
+    sensitive = frozenset({"cmdlines"})
+    catalogue = (
+        MetricSpec("processes_count", "count", "gauge", "Processes (thread groups) present", path="total"),
+        MetricSpec("processes_threads_count", "count", "gauge", "Threads of all processes", path="threads"),
+        MetricSpec(
+            "processes_state_count",
+            "count",
+            "gauge",
+            "Processes by the state of their main thread (R running, S sleeping, D disk_sleep, Z zombie...)",
+            path="states.*",
+            labels=("state",),
+        ),
+    )
+
+    def __init__(
+        self,
+        *,
+        roots: Roots | None = None,
+        enabled: bool = True,
+        timeout: float | None = None,
+        top_n: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+        clk_tck: int | None = None,
+        page_size: int | None = None,
+        user_name: Callable[[int], str] | None = None,
+    ) -> None:
+        super().__init__(roots=roots, enabled=enabled, timeout=timeout)
+        if top_n < 0:
+            raise ValueError(f"top_n must be >= 0, got {top_n}")
+        self.top_n = top_n
+        self._clk_tck = clk_tck or os.sysconf("SC_CLK_TCK")
+        self._page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self._user_name = user_name or _passwd_name
+        self._users: dict[int, str] = {}
+
+        def boot() -> object:
+            return read_boot_id(str(self.roots.proc))
+
+        self._cpu = CounterTracker(clock=clock, boot_id=boot)
+        self._io = CounterTracker(clock=clock, boot_id=boot)
+        self._io_primed = False
+
+    @property
+    def _proc(self) -> str:
+        return str(self.roots.proc)
+
+    def unavailable_reason(self) -> str | None:
+        if not os.path.isdir(self._proc):
+            return f"{self._proc} does not exist (procfs not mounted?)"
+        return None
+
+    async def collect(self) -> dict[str, Any]:
+        return await run_blocking(self.collect_sync)
+
+    def collect_sync(self) -> dict[str, Any]:
+        """One tick, blocking (the async ``collect`` runs this in a worker thread)."""
+        proc = self._proc
+        try:
+            listing = os.scandir(proc)
+        except OSError as exc:
+            return unavailable(f"cannot list {proc}: {exc.strerror}")
+        states = dict.fromkeys(_BASE_STATES, 0)
+        threads = 0
+        vanished = 0
+        malformed = 0
+        rows: list[tuple[float, int, PidStat]] = []
+        tck = self._clk_tck
+        with self._cpu.tick():
+            per_second = self._cpu.per_second
+            with listing:
+                for entry in listing:
+                    name = entry.name
+                    if not (name.isascii() and name.isdigit()):
+                        continue
+                    try:
+                        data = _read(f"{proc}/{name}/stat")
+                    except OSError:  # exited since the listing (ENOENT, ESRCH) or hidden (hidepid)
+                        vanished += 1
+                        continue
+                    try:
+                        st = parse_stat(data)
+                    except ParseError:
+                        malformed += 1
+                        continue
+                    label = STATE_NAMES.get(st.state, st.state)
+                    states[label] = states.get(label, 0) + 1
+                    threads += st.num_threads
+                    ticks = per_second((st.pid, st.starttime), st.utime + st.stime)
+                    rows.append((-1.0 if ticks is None else ticks * 100.0 / tck, st.rss, st))
+        top_cpu = [r for r in heapq.nlargest(self.top_n, rows, key=lambda r: r[0]) if r[0] >= 0.0]
+        top_mem = heapq.nlargest(self.top_n, rows, key=lambda r: r[1])
+        cmdlines: dict[str, str | None] = {}
+        details: dict[int, dict[str, Any]] = {}
+        with self._io.tick():
+            for row in (*top_cpu, *top_mem):
+                if id(row) not in details:
+                    details[id(row)] = self._detail(row, cmdlines)
+            # Keep I/O counters warm for processes that may enter a top list next tick: every process on
+            # the first tick, then those that used CPU (a process that does I/O runs). Sleepers cost nothing.
+            first = self._io_primed is False
+            self._io_primed = True
+            for row in rows:
+                if (first or row[0] > 0.0) and id(row) not in details:
+                    self._io_rates(row[2])
+        return {
+            "total": len(rows),
+            "threads": threads,
+            "states": states,
+            "top_n": self.top_n,
+            "top_cpu": [details[id(r)] for r in top_cpu],
+            "top_memory": [details[id(r)] for r in top_mem],
+            "cmdlines": cmdlines,
+            "vanished": vanished,
+            "malformed": malformed,
+        }
+
+    def _detail(self, row: tuple[float, int, PidStat], cmdlines: dict[str, str | None]) -> dict[str, Any]:
+        cpu, rss, st = row
+        base = f"{self._proc}/{st.pid}"
+        user: str | None
+        try:
+            uid = parse_status_uid(_read(f"{base}/status", 8192))
+            user = self._users.get(uid) or self._users.setdefault(uid, self._user_name(uid))
+        except (OSError, ParseError):
+            user = None
+        read_rate, write_rate = self._io_rates(st)
+        with contextlib.suppress(OSError):
+            cmdlines[str(st.pid)] = parse_cmdline(_read(f"{base}/cmdline", 65536))
+        return {
+            "pid": st.pid,
+            "name": st.comm,
+            "user": user,
+            "state": STATE_NAMES.get(st.state, st.state),
+            "cpu_percent": None if cpu < 0 else round(cpu, 2),
+            "rss_bytes": rss * self._page_size,
+            "threads": st.num_threads,
+            "read_bytes_per_second": read_rate,
+            "write_bytes_per_second": write_rate,
+        }
+
+    def _io_rates(self, st: PidStat) -> tuple[float | None, float | None]:
+        """Storage read/write bytes per second from /proc/<pid>/io; None when unreadable (EACCES without
+        root or ptrace access, gone, no CONFIG_TASK_IO_ACCOUNTING) or on first sight."""
+        try:
+            io = parse_io(_read(f"{self._proc}/{st.pid}/io"))
+        except (OSError, ParseError):
+            return None, None
+        key = (st.pid, st.starttime)
+        return self._io.per_second((*key, "r"), io.read_bytes), self._io.per_second(
+            (*key, "w"), io.write_bytes
+        )
+
+
+def _passwd_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -1,0 +1,366 @@
+"""WebSocket fan-out: each tick serialized once, delivered to any number of clients, none waiting for another.
+
+Per tick, each collector's part is serialized once per audience (admins see everything; viewers never get a
+collector's ``sensitive`` keys, e.g. process command lines), and each distinct message — audience x the set
+of collectors a client subscribed to — is assembled once from those parts by byte concatenation. Clients
+with the same view share the very same ``bytes`` object.
+
+Each client has a tiny queue that keeps the newest ticks. Publishing never awaits: it drops the oldest tick
+of a full queue and moves on, so a slow or stalled client costs the others nothing. A client whose queue has
+overflowed without a break for ``stall_timeout`` seconds is disconnected; one that stops answering pings is
+closed by the server's keepalive. Messages go out as binary frames holding UTF-8 JSON (text frames would be
+re-encoded once per client).
+
+A ring of recent ticks (``ring_seconds``) gives a (re)connecting client its backfill, serialized from the
+same per-tick cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from perfpulse.model import Snapshot
+
+log = logging.getLogger("perfpulse.hub")
+
+PROTOCOL_VERSION = 1
+MAX_INBOUND = 64 * 1024
+
+#: (admin?, subscribed collectors or None for all)
+ViewKey = tuple[bool, frozenset[str] | None]
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One tick in the ring, with its serialized parts and messages, made on first use."""
+
+    snapshot: Snapshot
+    parts: dict[tuple[str, bool], bytes] = field(default_factory=dict)
+    messages: dict[ViewKey, bytes] = field(default_factory=dict)
+    head: bytes = b""
+
+
+class Client:
+    """One connected WebSocket as the hub sees it."""
+
+    __slots__ = (
+        "admin",
+        "close_code",
+        "control",
+        "drop_reason",
+        "dropped",
+        "id",
+        "overflows",
+        "sent",
+        "stalled_since",
+        "subs",
+        "ticks",
+        "username",
+        "wake",
+    )
+
+    def __init__(
+        self, cid: int, *, admin: bool, username: str, subs: frozenset[str] | None, queue: int
+    ) -> None:
+        self.id = cid
+        self.admin = admin
+        self.username = username
+        self.subs = subs
+        self.ticks: deque[bytes] = deque(maxlen=queue)
+        self.control: deque[bytes] = deque()
+        self.wake = asyncio.Event()
+        self.dropped = asyncio.Event()
+        self.drop_reason = ""
+        self.close_code = 1008
+        self.overflows = 0
+        self.sent = 0
+        self.stalled_since: float | None = None
+
+    @property
+    def key(self) -> ViewKey:
+        return (self.admin, self.subs)
+
+    def drop(self, reason: str, code: int = 1008) -> None:
+        """Disconnect this client (1008: policy violation, e.g. too slow; 1001: server going away)."""
+        if not self.dropped.is_set():
+            self.drop_reason = reason
+            self.close_code = code
+            self.dropped.set()
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        max_clients: int = 1000,
+        ring_seconds: float = 300.0,
+        queue: int = 2,
+        stall_timeout: float = 15.0,
+        sensitive: Callable[[], Mapping[str, frozenset[str]]] = dict,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_clients = max_clients
+        self.ring_seconds = ring_seconds
+        self.queue = queue
+        self.stall_timeout = stall_timeout
+        self._sensitive = sensitive
+        self._clock = clock
+        self.clients: dict[int, Client] = {}
+        self._reserved = 0
+        self._ids = itertools.count(1)
+        self.ring: deque[_Entry] = deque()
+        # self-monitoring
+        self.published = 0
+        self.serialized_messages = 0
+        self.serialized_parts = 0
+        self.dropped_ticks = 0
+        self.disconnected_slow = 0
+        self.refused_full = 0
+        self.last_publish_seconds = 0.0
+
+    # -- capacity -----------------------------------------------------------------------------------------
+    def reserve(self) -> bool:
+        """Claim a place for a client about to be accepted (False when the cap is reached)."""
+        if len(self.clients) + self._reserved >= self.max_clients:
+            self.refused_full += 1
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self) -> None:
+        self._reserved = max(0, self._reserved - 1)
+
+    # -- serialization ------------------------------------------------------------------------------------
+    def _part(self, entry: _Entry, name: str, admin: bool, sensitive: Mapping[str, frozenset[str]]) -> bytes:
+        hidden = sensitive.get(name)
+        data = entry.snapshot.data.get(name, {})
+        # Viewers get the same bytes as admins when nothing is hidden from them.
+        key = (name, not (not admin and hidden and any(k in data for k in hidden)))
+        part = entry.parts.get(key)
+        if part is None:
+            if not key[1]:
+                data = {k: v for k, v in data.items() if k not in hidden}  # type: ignore[operator]
+            meta = entry.snapshot.meta.get(name)
+            part = orjson.dumps(
+                {"data": data, "meta": meta.as_dict() if meta is not None else None},
+                option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
+                default=_fallback,
+            )
+            entry.parts[key] = part
+            self.serialized_parts += 1
+        return part
+
+    def message(
+        self, entry: _Entry, key: ViewKey, sensitive: Mapping[str, frozenset[str]] | None = None
+    ) -> bytes:
+        """The tick message for one view, built once per tick and view."""
+        msg = entry.messages.get(key)
+        if msg is not None:
+            return msg
+        if sensitive is None:
+            sensitive = self._sensitive()
+        snap = entry.snapshot
+        if not entry.head:
+            head = orjson.dumps(
+                {
+                    "type": "tick",
+                    "seq": snap.seq,
+                    "host": snap.host,
+                    "wall_time": snap.wall_time,
+                    "monotonic": snap.monotonic,
+                    "interval": snap.interval,
+                }
+            )
+            entry.head = head[:-1] + b',"collectors":{'
+        admin, subs = key
+        names = [n for n in snap.meta if subs is None or n in subs]
+        body = b",".join(orjson.dumps(n) + b":" + self._part(entry, n, admin, sensitive) for n in names)
+        msg = entry.head + body + b"}}"
+        entry.messages[key] = msg
+        self.serialized_messages += 1
+        return msg
+
+    # -- the sink -----------------------------------------------------------------------------------------
+    def publish(self, snapshot: Snapshot) -> None:
+        """Sampler sink: queue this tick for every client. Never awaits, never blocks on a client."""
+        t0 = time.perf_counter()
+        entry = _Entry(snapshot)
+        self.ring.append(entry)
+        horizon = snapshot.monotonic - self.ring_seconds
+        while self.ring and self.ring[0].snapshot.monotonic < horizon:
+            self.ring.popleft()
+        now = self._clock()
+        sensitive = self._sensitive() if self.clients else {}
+        for client in list(self.clients.values()):
+            if client.dropped.is_set():
+                continue  # on its way out
+            msg = self.message(entry, client.key, sensitive)
+            if len(client.ticks) == client.ticks.maxlen:
+                # Full: the deque drops the oldest on append. A client that stays full is stalled.
+                self.dropped_ticks += 1
+                client.overflows += 1
+                if client.stalled_since is None:
+                    client.stalled_since = now
+                elif now - client.stalled_since >= self.stall_timeout:
+                    self.disconnected_slow += 1
+                    client.drop(f"client did not read for {self.stall_timeout:g} s")
+            client.ticks.append(msg)
+            client.wake.set()
+        self.published += 1
+        self.last_publish_seconds = time.perf_counter() - t0
+
+    def broadcast(self, message: Mapping[str, Any]) -> None:
+        """A control message (e.g. a configuration change) to every client, serialized once."""
+        data = orjson.dumps(message)
+        for client in self.clients.values():
+            self._control(client, data)
+
+    def _control(self, client: Client, data: bytes) -> None:
+        # Control messages are few; a client that lets hundreds pile up is as stalled as one with full ticks.
+        if len(client.control) > len(self.ring) + 64:
+            client.drop("client did not read its control messages")
+            return
+        client.control.append(data)
+        client.wake.set()
+
+    def recent(self, seconds: float) -> list[_Entry]:
+        """The ring's ticks of the last ``seconds`` (at most ``ring_seconds``), oldest first."""
+        if seconds <= 0 or not self.ring:
+            return []
+        horizon = self.ring[-1].snapshot.wall_time - min(seconds, self.ring_seconds)
+        return [e for e in self.ring if e.snapshot.wall_time >= horizon]
+
+    def send_control(self, client: Client, message: Mapping[str, Any]) -> None:
+        self._control(client, orjson.dumps(message))
+
+    def backfill(self, client: Client, entries: list[_Entry]) -> None:
+        """Queue ``entries`` (from ``recent``) for ``client``, serialized for its view."""
+        sensitive = self._sensitive()
+        for entry in entries:
+            client.control.append(self.message(entry, client.key, sensitive))
+        client.wake.set()
+
+    # -- one client's life --------------------------------------------------------------------------------
+    def attach(self, *, admin: bool, username: str, subs: frozenset[str] | None) -> Client:
+        """Register a client whose place was reserved; ticks are queued for it from now on."""
+        self.release()
+        client = Client(next(self._ids), admin=admin, username=username, subs=subs, queue=self.queue)
+        self.clients[client.id] = client
+        return client
+
+    def detach(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+
+    async def run(
+        self,
+        ws: WebSocket,
+        client: Client,
+        on_message: Callable[[Client, Any], Mapping[str, Any] | None],
+    ) -> str:
+        """Pump ``client``'s queue into ``ws`` and hand its inbound messages to ``on_message`` until one
+        side ends; returns why it ended."""
+        sender = asyncio.create_task(self._send_loop(ws, client), name=f"ws-send:{client.id}")
+        receiver = asyncio.create_task(self._recv_loop(ws, client, on_message), name=f"ws-recv:{client.id}")
+        dropped = asyncio.create_task(client.dropped.wait(), name=f"ws-drop:{client.id}")
+        reason = "closed"
+        try:
+            done, _ = await asyncio.wait({sender, receiver, dropped}, return_when=asyncio.FIRST_COMPLETED)
+            if dropped in done:
+                reason = client.drop_reason
+            elif receiver in done and not receiver.cancelled() and receiver.exception() is None:
+                reason = receiver.result()
+            elif sender in done and not sender.cancelled() and sender.exception() is None:
+                reason = "sent all"
+            else:
+                reason = "connection lost"
+        finally:
+            self.detach(client)
+            for t in (sender, receiver, dropped):
+                t.cancel()
+            await asyncio.gather(sender, receiver, dropped, return_exceptions=True)
+        if client.dropped.is_set() or reason.startswith("inbound"):
+            code = 1009 if reason.startswith("inbound message") else client.close_code
+            with contextlib.suppress(Exception):
+                # A stalled peer may never let the close frame out; do not wait on it for long.
+                await asyncio.wait_for(ws.close(code, reason[:120]), 1.0)
+        return reason
+
+    async def _send_loop(self, ws: WebSocket, client: Client) -> None:
+        while True:
+            if client.control:
+                msg = client.control.popleft()
+            elif client.ticks:
+                msg = client.ticks.popleft()
+                client.stalled_since = None
+            else:
+                client.wake.clear()
+                await client.wake.wait()
+                continue
+            await ws.send_bytes(msg)
+            client.sent += 1
+
+    async def _recv_loop(
+        self, ws: WebSocket, client: Client, on_message: Callable[[Client, Any], Mapping[str, Any] | None]
+    ) -> str:
+        while True:
+            try:
+                raw = await ws.receive()
+            except WebSocketDisconnect:
+                return "client went away"
+            if raw["type"] == "websocket.disconnect":
+                return "client went away"
+            payload: str | bytes | None = raw.get("text")
+            if payload is None:
+                payload = raw.get("bytes")
+            if payload is None:
+                continue
+            if len(payload) > MAX_INBOUND:
+                return f"inbound message over {MAX_INBOUND} bytes"
+            try:
+                parsed = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                self._control(client, orjson.dumps({"type": "error", "message": "messages must be JSON"}))
+                continue
+            reply = on_message(client, parsed)
+            if reply is not None:
+                self._control(client, orjson.dumps(reply))
+
+    def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        for client in list(self.clients.values()):
+            client.drop(reason, code)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "clients": len(self.clients),
+            "max_clients": self.max_clients,
+            "published": self.published,
+            "serialized_messages": self.serialized_messages,
+            "serialized_parts": self.serialized_parts,
+            "dropped_ticks": self.dropped_ticks,
+            "disconnected_slow": self.disconnected_slow,
+            "refused_full": self.refused_full,
+            "ring_ticks": len(self.ring),
+            "last_publish_seconds": self.last_publish_seconds,
+        }
+
+
+def _fallback(value: Any) -> Any:
+    """Values orjson does not know (sets, tuples of odd types, Paths) go out as lists or strings."""
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def ws_state_open(ws: WebSocket) -> bool:
+    return ws.application_state == WebSocketState.CONNECTED and ws.client_state == WebSocketState.CONNECTED

@@ -1,0 +1,189 @@
+"""Injected faults at the Sampler level: whatever a source does, every tick arrives on time.
+
+Real clock, real threads, real /proc. Two things this machine cannot produce on demand are simulated and
+say so where they are: a filesystem whose statvfs(2) never returns (a dead NFS or FUSE server; here a
+statvfs function blocked on an Event), and a collector that hangs (a FakeCollector blocked in a worker
+thread for 60 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perfpulse.collectors.aggregator import MetricsAggregator
+from perfpulse.collectors.base import BaseCollector, Roots, registry
+from perfpulse.model import Snapshot
+from perfpulse.sampler import Sampler, build_collectors
+from perfpulse.testing import FakeCollector
+
+MACHINES = Path(__file__).parent / "fixtures" / "machines"
+ON_TIME = 0.05  # seconds a tick may start after its grid point
+
+
+def run_for(sampler: Sampler, ticks: int, check: object = None) -> list[tuple[Snapshot, float]]:
+    """Run ``ticks`` ticks on the real clock; each Snapshot with the lateness of its tick."""
+    got: list[tuple[Snapshot, float]] = []
+
+    def sink(s: Snapshot) -> None:
+        got.append((s, sampler.last_lateness))
+        if len(got) >= ticks:
+            sampler.stop()
+
+    async def main() -> None:
+        sampler.add_sink(sink, name="faults")
+        await asyncio.wait_for(sampler.run(), ticks * sampler.interval + 30)
+        await sampler.aclose()
+
+    asyncio.run(main())
+    return got
+
+
+@pytest.fixture
+def hung_statvfs() -> Iterator[threading.Event]:
+    """A statvfs that blocks until the test ends (SIMULATED: a dead network filesystem cannot be built
+    here without an NFS/FUSE server; the call blocks in a thread exactly as the kernel call would)."""
+    release = threading.Event()
+    yield release
+    release.set()
+
+
+def test_raising_hanging_and_blocking_collectors_never_delay_a_tick(hung_statvfs: threading.Event) -> None:
+    def blocked_statvfs(path: str) -> os.statvfs_result:
+        hung_statvfs.wait(60)
+        return os.statvfs(path)
+
+    class StatvfsCollector(BaseCollector):
+        """Calls statvfs the naive way, in the shared thread pool: only the Sampler's deadline saves it."""
+
+        name = "naive_df"
+
+        async def collect(self) -> dict[str, object]:
+            st = await asyncio.to_thread(blocked_statvfs, "/")
+            return {"free": st.f_bfree}
+
+        def close(self) -> None:
+            # The mount "comes back" at shutdown: asyncio.run joins the pool's threads on exit, and
+            # would otherwise wait out the whole 60 s (the reason the disk collector uses daemon threads).
+            hung_statvfs.set()
+
+    faulty: list[BaseCollector] = [
+        FakeCollector("raises", raises=RuntimeError("parser bug")),
+        FakeCollector("sleeps", delay=60.0, blocking=True),  # SIMULATED hang: blocked worker thread
+        StatvfsCollector(),
+        FakeCollector("fine", data=lambda n: {"n": n}),
+    ]
+    if "disk" in registry():
+        faulty.append(registry()["disk"](statvfs=blocked_statvfs, statvfs_deadline=0.05))  # type: ignore[call-arg]
+    sampler = Sampler(MetricsAggregator(faulty), interval=0.2)
+    threads_before = threading.active_count()
+    got = run_for(sampler, 12)
+
+    late = [round(lateness, 3) for _, lateness in got]
+    assert max(late) < ON_TIME, late
+    assert sampler.skipped == 0
+    for snap, _ in got:
+        assert snap.meta["raises"].error == "RuntimeError: parser bug"
+        assert snap.meta["sleeps"].stale and snap.meta["naive_df"].stale
+        assert not snap.meta["fine"].stale and snap.data["fine"] == {"n": snap.seq}
+    # One hung call per source, however many ticks went by.
+    assert threading.active_count() <= threads_before + 8
+    if "disk" in registry():
+        last = got[-1][0]
+        fs = last.data["disk"].get("filesystems", {})
+        assert fs, "the disk collector reported no filesystems at all"
+        assert all(v.get("stuck") == 1 for v in fs.values() if isinstance(v, dict)), fs
+
+
+def _spawn_storm(stop: threading.Event, per_second: int, counter: list[int]) -> None:
+    """Start ``per_second`` processes a second that exit at once or after ~10 ms."""
+    true, sleep = shutil.which("true") or "/bin/true", shutil.which("sleep") or "/bin/sleep"
+    children: list[int] = []
+    period = 1.0 / per_second
+    next_at = time.monotonic()
+    while not stop.is_set():
+        argv = [true] if counter[0] % 2 else [sleep, "0.01"]
+        children.append(os.posix_spawn(argv[0], argv, os.environ))
+        counter[0] += 1
+        # Reap what has exited so the storm does not leave zombies behind (they would be a test artefact).
+        still = []
+        for pid in children:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                still.append(pid)
+        children = still
+        next_at += period
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.slow
+def test_short_lived_process_storm_with_the_real_collectors() -> None:
+    """200 processes a second come and go while every real collector samples at 0.25 s."""
+    collectors = build_collectors()
+    sampler = Sampler(MetricsAggregator(collectors), interval=0.25)
+    stop = threading.Event()
+    spawned = [0]
+    storm = threading.Thread(target=_spawn_storm, args=(stop, 200, spawned), daemon=True)
+    t0 = time.monotonic()
+    storm.start()
+    try:
+        got = run_for(sampler, 16)
+    finally:
+        stop.set()
+        storm.join(10)
+    elapsed = time.monotonic() - t0
+    assert spawned[0] >= 100 * elapsed, f"only {spawned[0]} processes in {elapsed:.1f} s"
+    assert len(got) == 16
+    for snap, _ in got:
+        for name, meta in snap.meta.items():
+            assert meta.error is None or meta.stale, f"{name} failed under churn: {meta.error}"
+    if "processes" in registry():
+        fresh = [s for s, _ in got if not s.meta["processes"].stale and s.meta["processes"].available]
+        assert fresh, "the processes collector never produced a fresh tick"
+
+
+def _two_ticks(roots: Roots) -> Snapshot:
+    sampler = Sampler(MetricsAggregator(build_collectors(roots)), interval=1.0)
+
+    async def main() -> Snapshot:
+        await sampler.tick()
+        snap = await sampler.tick()
+        await sampler.aclose()
+        return snap
+
+    return asyncio.run(main())
+
+
+def test_missing_pressure_and_diskstats_make_only_those_unavailable(tmp_path: Path) -> None:
+    source = MACHINES / "captured" / "t0"
+    assert source.is_dir(), f"fixture tree {source} is missing"
+    whole = tmp_path / "whole"
+    shutil.copytree(source, whole, symlinks=True)
+    cut = tmp_path / "cut"
+    shutil.copytree(source, cut, symlinks=True)
+    shutil.rmtree(cut / "proc" / "pressure")
+    (cut / "proc" / "diskstats").unlink()
+
+    full = _two_ticks(Roots.under(whole))
+    partial = _two_ticks(Roots.under(cut))
+    avail_full = {n for n, m in full.meta.items() if m.available}
+    avail_partial = {n for n, m in partial.meta.items() if m.available}
+    expected_gone = {"pressure", "disk"} & set(registry())
+    assert expected_gone <= avail_full, "the captured fixture should have PSI and diskstats"
+    assert avail_full - avail_partial == expected_gone
+    for name in expected_gone:
+        reason = partial.data[name].get("reason", "")
+        assert reason, f"{name} unavailable without a reason"
+    for name in avail_partial:
+        assert partial.meta[name].error is None, f"{name}: {partial.meta[name].error}"
