@@ -29,6 +29,18 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## web: build the dashboard into src/perfpulse/web/ when it is missing or its sources changed
+WEB_INDEX   := src/perfpulse/web/index.html
+WEB_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
+               frontend/package.json frontend/package-lock.json frontend/vite.config.ts frontend/tsconfig.json
+
+.PHONY: web
+web: $(WEB_INDEX)
+
+$(WEB_INDEX): $(WEB_SOURCES)
+	cd frontend && npm ci --no-audit --no-fund && npm run build
+	touch $(WEB_INDEX)
+
 ## bench: every benchmark in bench/, results printed as markdown
 bench: $(STAMP)
 	$(BIN)/python -m bench

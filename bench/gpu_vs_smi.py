@@ -47,7 +47,7 @@ def smi(nvidia_smi: str) -> list[list[str]]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args, _ = ap.parse_known_args()
     nvidia_smi = shutil.which("nvidia-smi")
     col = GpuCollector(pcie=True)
     reason = col.unavailable_reason()

@@ -11,7 +11,7 @@ same on a VM without a PMU):
   ``perf stat -a -I 1000`` (its CPU time per interval, from /proc/<pid>/stat and, to the nanosecond,
   /proc/<pid>/schedstat).
 
-    .venv/bin/python -m bench.perf_read [--reads 2000] [--ticks 200] [--spawns 20] [--seconds 10]
+    .venv/bin/python -m bench.perf_read [--reads 2000] [--ticks 200] [--spawns 20] [--seconds 30]
 
 Needs root (system-wide counting) and /usr/bin/perf.
 """
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--ticks", type=int, default=200)
     parser.add_argument("--spawns", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
     perf = shutil.which("perf")
     if os.geteuid() != 0 or perf is None:

@@ -53,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--processes", type=int, default=2000)
     ap.add_argument("--ticks", type=int, default=20)
-    args = ap.parse_args()
+    args, _ = ap.parse_known_args()
     pids = spawn(args.processes)
     try:
         time.sleep(1.0)

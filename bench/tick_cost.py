@@ -142,8 +142,9 @@ def _render_cost(ticks: int) -> float:
 
 
 # -- 2. daemons ------------------------------------------------------------------------------------------------
-def daemon() -> None:
-    """The perfpulse side of the 1 Hz comparison: a real Sampler, Prometheus text rendered every tick."""
+def daemon(scrape_every_tick: bool) -> None:
+    """The perfpulse side of the 1 Hz comparison: a real Sampler over the default collectors; with
+    ``scrape_every_tick`` it also renders the Prometheus text each tick, as a 1 s scrape would make it."""
     from perfpulse.exporters.prometheus import render
     from perfpulse.model import Snapshot
     from perfpulse.sampler import build_default
@@ -153,7 +154,8 @@ def daemon() -> None:
         collectors = sampler.aggregator.collectors()
 
         def scrape(s: Snapshot) -> None:
-            render(s, collectors)
+            if scrape_every_tick:
+                render(s, collectors)
             print("tick", flush=True)
 
         sampler.add_sink(scrape, name="scrape")
@@ -218,14 +220,15 @@ def daemons(duration: float, glances_python: str, warmup: float = 5.0) -> dict[s
     threads: list[threading.Thread] = []
     try:
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        pp = subprocess.Popen(
-            [sys.executable, "-m", "bench.tick_cost", "--daemon"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        peers.append(Peer("perfpulse", pp))
+        for label, flag in (("perfpulse", "--daemon"), ("perfpulse + /metrics render", "--daemon-render")):
+            pp = subprocess.Popen(
+                [sys.executable, "-m", "bench.tick_cost", flag],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            peers.append(Peer(label, pp))
         if Path(glances_python).exists():
             gl = subprocess.Popen(
                 [glances_python, "-c", GLANCES_LOOP.format(plugins=GLANCES_PLUGINS)],
@@ -329,15 +332,19 @@ def run(duration: float, ticks: int, glances_python: str, peers: bool = True) ->
             f"{r['cpu_ms_per_refresh']:.2f} | {r['core_percent']:.2f} |"
         )
     pp = res.get("perfpulse")
-    if pp is None:
+    pr = res.get("perfpulse + /metrics render")
+    if pp is None or pr is None:
         return
     print()
-    for name, r in res.items():
-        if name == "perfpulse" or r["cpu_ms_per_refresh"] <= 0:
-            continue
-        ratio = pp["cpu_ms_per_refresh"] / r["cpu_ms_per_refresh"]
-        print(f"- perfpulse / {name}, CPU per refresh: **{ratio:.2f}**")
-    print(f"- perfpulse at 1 Hz: **{pp['core_percent']:.2f} % of one core**")
+    # Glances only refreshes; node_exporter collects *and* renders on each scrape: compare like with like.
+    for mine, label, peers_of in ((pp, "perfpulse", "glances"), (pr, "perfpulse + render", "node_exporter")):
+        for name, r in res.items():
+            if name.startswith(peers_of) and r["cpu_ms_per_refresh"] > 0:
+                ratio = mine["cpu_ms_per_refresh"] / r["cpu_ms_per_refresh"]
+                print(f"- {label} / {name}, CPU per refresh: **{ratio:.2f}**")
+    print(
+        f"- perfpulse at 1 Hz: **{pp['core_percent']:.2f} % of one core** ({pr['core_percent']:.2f} % when scraped every second)"
+    )
     for name, r in res.items():
         if r["errors"]:
             print(f"- {name}: {r['errors']:.0f} failed scrapes")
@@ -350,9 +357,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--glances-python", default="/tmp/glances-venv/bin/python")
     p.add_argument("--no-peers", action="store_true", help="in-process figures only")
     p.add_argument("--daemon", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--daemon-render", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.daemon:
-        daemon()
+    if args.daemon or args.daemon_render:
+        daemon(scrape_every_tick=args.daemon_render)
         return
     run(args.duration, args.ticks, args.glances_python, peers=not args.no_peers)
 

@@ -100,3 +100,18 @@ def test_collectors_lists_every_registered_collector(capsys: pytest.CaptureFixtu
 )
 def test_format_value(value: float, unit: str, text: str) -> None:
     assert format_value(value, unit) == text
+
+
+def test_tables_of_records_are_printed() -> None:
+    import io
+
+    from perfpulse.commands.snapshot import write_table
+
+    out = io.StringIO()
+    rows = [{"pid": i, "name": f"p{i}", "rss_bytes": 2048 * i, "cpu_percent": 1.25 * i} for i in range(8)]
+    write_table("top_cpu", rows, out, limit=5)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "  top_cpu:"
+    assert lines[1].split() == ["pid", "name", "rss_bytes", "cpu_percent"]
+    assert lines[3].split() == ["1", "p1", "2.0", "KiB", "1.2"]
+    assert lines[-1].strip() == "... 3 more (--all)"

@@ -1,14 +1,16 @@
 """Injected faults at the Sampler level: whatever a source does, every tick arrives on time.
 
-Real clock, real threads, real /proc. Two things this machine cannot produce on demand are simulated and
-say so where they are: a filesystem whose statvfs(2) never returns (a dead NFS or FUSE server; here a
-statvfs function blocked on an Event), and a collector that hangs (a FakeCollector blocked in a worker
-thread for 60 s).
+Real clock, real threads, real /proc. A filesystem whose statvfs(2) never returns is real where it can be
+(a FUSE mount whose server never answers: needs root and /dev/fuse); where it cannot, and in the test
+that combines every fault, it is simulated by a statvfs function blocked on an Event, and says so. A
+collector that hangs is a FakeCollector blocked in a worker thread for 60 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
 import shutil
 import threading
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import require, require_root
 
 from perfpulse.collectors.aggregator import MetricsAggregator
 from perfpulse.collectors.base import BaseCollector, Roots, registry
@@ -127,7 +130,6 @@ def _spawn_storm(stop: threading.Event, per_second: int, counter: list[int]) -> 
         os.waitpid(pid, 0)
 
 
-@pytest.mark.slow
 def test_short_lived_process_storm_with_the_real_collectors() -> None:
     """200 processes a second come and go while every real collector samples at 0.25 s."""
     collectors = build_collectors()
@@ -187,3 +189,75 @@ def test_missing_pressure_and_diskstats_make_only_those_unavailable(tmp_path: Pa
         assert reason, f"{name} unavailable without a reason"
     for name in avail_partial:
         assert partial.meta[name].error is None, f"{name}: {partial.meta[name].error}"
+
+
+@contextlib.contextmanager
+def hung_fuse_mount(where: Path) -> Iterator[int]:
+    """Mount a FUSE filesystem and never serve it: nobody reads the /dev/fuse descriptor, so the kernel's
+    INIT and every later request (statfs included) wait forever, exactly like a dead FUSE or network
+    server. Closing the descriptor aborts the connection: the waiters get ENOTCONN and the mount is
+    detached."""
+    require_root()
+    require(os.path.exists("/dev/fuse"), "needs /dev/fuse for a real hung filesystem (modprobe fuse)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    dev = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+    data = f"fd={dev},rootmode=40000,user_id=0,group_id=0".encode()
+    if libc.mount(b"perfpulse-dead", str(where).encode(), b"fuse", 0, data) != 0:
+        err = ctypes.get_errno()
+        os.close(dev)
+        require(False, f"cannot mount FUSE here: {os.strerror(err)}")
+    try:
+        yield dev
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(dev)
+        libc.umount2(str(where).encode(), 2)  # MNT_DETACH
+
+
+def test_a_real_hung_filesystem_never_delays_a_tick(tmp_path: Path) -> None:
+    """statvfs on a real dead FUSE mount, called by the real disk collector (mount table naming it) and
+    by a naive collector in the shared thread pool: ticks stay on the grid, one blocked call each."""
+    mnt = tmp_path / "dead"
+    mnt.mkdir()
+    tree = tmp_path / "tree"
+    shutil.copytree(MACHINES / "captured" / "t0", tree, symlinks=True)
+    (tree / "proc" / "mounts").write_text(f"/dev/vda / ext4 rw 0 0\nperfpulse-dead {mnt} fuse rw 0 0\n")
+    statvfs_calls = [0]
+
+    class NaiveDf(BaseCollector):
+        name = "naive_df"
+
+        async def collect(self) -> dict[str, object]:
+            statvfs_calls[0] += 1
+            st = await asyncio.to_thread(os.statvfs, str(mnt))
+            return {"free": st.f_bfree}
+
+    with hung_fuse_mount(mnt) as dev:
+        collectors: list[BaseCollector] = [NaiveDf(), FakeCollector("fine", data=lambda n: {"n": n})]
+        if "disk" in registry():
+            collectors.append(registry()["disk"](roots=Roots.under(tree), statvfs_deadline=0.05))  # type: ignore[call-arg]
+        sampler = Sampler(MetricsAggregator(collectors), interval=0.2)
+
+        got: list[tuple[Snapshot, float]] = []
+
+        def sink(s: Snapshot) -> None:
+            got.append((s, sampler.last_lateness))
+            if len(got) >= 10:
+                sampler.stop()
+
+        async def main() -> None:
+            sampler.add_sink(sink, name="faults")
+            await asyncio.wait_for(sampler.run(), 30)
+            os.close(dev)  # the server "dies": the hung statvfs calls return ENOTCONN
+            await sampler.aclose()
+
+        asyncio.run(main())
+
+    late = [round(lateness, 3) for _, lateness in got]
+    assert max(late) < ON_TIME, late
+    assert statvfs_calls[0] == 1  # one hung call, never a second one piled on it
+    for snap, _ in got:
+        assert snap.meta["naive_df"].stale and not snap.meta["fine"].stale
+    if "disk" in registry():
+        fs = got[-1][0].data["disk"]["filesystems"]
+        assert fs[str(mnt)]["stuck"] == 1 and fs["/"]["stuck"] == 0

@@ -14,9 +14,17 @@ from collections.abc import Callable
 
 import pytest
 
-from perfpulse.collectors.aggregator import MetricsAggregator
+from perfpulse.collectors.aggregator import CollectorResult, MetricsAggregator
+from perfpulse.collectors.base import Roots
 from perfpulse.model import MetricSpec, Snapshot
-from perfpulse.sampler import Sampler, SystemClock, check_interval
+from perfpulse.sampler import (
+    BrokenCollector,
+    Sampler,
+    SystemClock,
+    build_collectors,
+    build_default,
+    check_interval,
+)
 from perfpulse.testing import FakeClock, FakeCollector
 
 
@@ -312,3 +320,79 @@ def test_run_twice_at_once_is_refused_and_aclose_closes_collectors() -> None:
 
     asyncio.run(main())
     assert c.closed and not sampler.running
+
+
+def test_aclose_before_the_run_task_starts_wins() -> None:
+    """A shutdown racing the start (task created, aclose() before it ever ran) must not leave a loop
+    ticking on closed collectors."""
+    c = FakeCollector()
+    sampler = Sampler(MetricsAggregator([c]), clock=FakeClock())
+
+    async def main() -> None:
+        runner = asyncio.create_task(sampler.run())
+        await sampler.aclose()
+        await asyncio.wait_for(runner, 1)
+
+    asyncio.run(main())
+    assert c.calls == 0 and c.closed and sampler.seq == 0
+
+
+class _Recorder(FakeCollector):
+    """A registered-collector stand-in that records what build_default handed its constructor."""
+
+    name = "recorder"
+
+    def __init__(self, *, roots: Roots | None = None, enabled: bool = True, clock: object = None) -> None:
+        super().__init__("recorder", roots=roots, enabled=enabled)
+        self.clock_given = clock
+
+
+class _Explodes(FakeCollector):
+    name = "explodes"
+
+    def __init__(self, *, roots: Roots | None = None, enabled: bool = True) -> None:
+        raise OSError(24, "Too many open files")
+
+
+def test_build_default_forwards_options_and_survives_a_broken_constructor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry is swapped for two stand-in classes (the real ones are exercised by the golden test):
+    one takes a clock, one cannot be constructed."""
+    import perfpulse.sampler as sampler_mod
+
+    monkeypatch.setattr(sampler_mod, "registry", lambda: {"recorder": _Recorder, "explodes": _Explodes})
+    clock = FakeClock()
+    roots = Roots.under("/nonexistent")
+    sampler = build_default(roots=roots, clock=clock, interval=2.0, host="h", unrelated_option=1)
+    assert (sampler.interval, sampler.host, sampler.clock) == (2.0, "h", clock)
+    rec = sampler.aggregator.get("recorder")
+    assert isinstance(rec, _Recorder) and rec.clock_given == clock.monotonic and rec.roots == roots
+    broken = sampler.aggregator.get("explodes")
+    assert isinstance(broken, BrokenCollector)
+    assert broken.unavailable_reason() == "could not start: OSError: [Errno 24] Too many open files"
+    snap = asyncio.run(sampler.tick())
+    assert snap.meta["explodes"].available is False and snap.meta["recorder"].available
+
+    only = build_default(enabled=["recorder"])
+    assert [c.enabled for c in only.aggregator.collectors()] == [True, False]
+    assert only.catalogue() == {"recorder": []}
+    assert [c.name for c in build_collectors(enabled=["recorder"], include_disabled=False)] == ["recorder"]
+    with pytest.raises(ValueError, match=r"unknown collector\(s\): nope; known: explodes, recorder"):
+        build_default(enabled=["nope", "recorder"])
+
+
+def test_a_failing_tick_does_not_stop_the_clock(caplog: pytest.LogCaptureFixture) -> None:
+    class FlakyAggregator(MetricsAggregator):
+        calls = 0
+
+        async def collect_all(self, deadline: float | None = None) -> dict[str, CollectorResult]:
+            FlakyAggregator.calls += 1
+            if FlakyAggregator.calls == 2:
+                raise RuntimeError("aggregator bug")
+            return await super().collect_all(deadline)
+
+    sampler = Sampler(FlakyAggregator([FakeCollector()]), clock=FakeClock(start=0.0))
+    snaps = run_until(sampler, lambda s: s.seq >= 3)
+    assert [s.monotonic for s in snaps] == [0.0, 2.0, 3.0]  # the tick at t=1 was lost, not the clock
+    assert "aggregator bug" in caplog.text

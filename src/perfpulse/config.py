@@ -89,12 +89,17 @@ class Settings(BaseSettings):
     )
     login_failures_per_user: int = Field(10, ge=1, description="failed logins per username per window")
     login_window_seconds: float = Field(300.0, ge=1, description="the window of the two limits above")
+    login_attempts_per_minute: int = Field(30, ge=1, description="login attempts (any outcome) per client")
     ws_ping_interval: float = Field(20.0, gt=0, description="seconds between WebSocket keepalive pings")
     ws_ping_timeout: float = Field(20.0, gt=0, description="a pong later than this closes the WebSocket")
     access_log: bool = True
 
     # -- storage -------------------------------------------------------------------------------------------
     data_dir: Path = Field(default_factory=default_data_dir)
+    database: str | None = Field(
+        None,
+        description="history database: postgresql:// URL or SQLite path (default <data_dir>/perfpulse.db)",
+    )
 
     @field_validator(
         "collectors", "perf_events", "trusted_proxies", "allowed_hosts", "allowed_origins", mode="before"

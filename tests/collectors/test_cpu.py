@@ -122,3 +122,17 @@ def test_this_machine() -> None:
     assert out["load"]["1m"] >= 0.0
     assert out["forks_per_second"] is not None and out["forks_per_second"] >= 0.0
     assert min(numbers(out)) >= 0
+
+
+def test_minimal_machine_still_works() -> None:
+    """No PSI and no diskstats there: nothing the CPU collector needs is missing."""
+    clock = Clock()
+    _, second = ticks(CpuCollector(clock=clock), clock, scenario("minimal"))
+    assert second["available"] is True and second["busy"] is not None
+
+
+def test_clock_tick_of_the_fixture_machine_can_be_given() -> None:
+    clock = Clock()
+    _, second = ticks(CpuCollector(clock=clock, clk_tck=250), clock, scenario("large"))
+    user = sum(large.cpu_ticks(c, 1)[0] for c in range(64))
+    assert second["seconds"]["user"] == user / 250

@@ -9,12 +9,15 @@ runs against this machine's real /sys.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 from fakeperf import FakeSyscalls, write_power_pmu
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perfpulse.collectors.base import Roots
-from perfpulse.collectors.energy import EnergyCollector
+from perfpulse.collectors.energy import MAX_WATTS, EnergyCollector
 
 
 class Clock:
@@ -156,3 +159,40 @@ def test_unavailable_source_is_looked_for_again_after_a_minute(tmp_path: Path) -
     clock.now += 31.0
     assert c.collect_sync()["source"] == "powercap"
     c.close()
+
+
+def test_perf_refused_falls_back_to_powercap_and_says_why(tmp_path: Path) -> None:
+    """perf_event_open refused (EACCES, as for an unprivileged user at paranoid 2): powercap is used and
+    the perf failure is kept in ``fallback_reason``. Fake kernel: this VM has no power PMU to refuse."""
+    import errno
+
+    sys = tmp_path / "sys"
+    write_power_pmu(sys, cpumask="0", packages={0: 0})
+    powercap_tree(sys, pkg=10, core=5, dram=1, psys=1)
+    fake = FakeSyscalls(sys)
+    fake.refuse = {e: errno.EACCES for e in ("energy-pkg", "energy-cores", "energy-ram", "energy-psys")}
+    c = EnergyCollector(roots=Roots.under(tmp_path), syscalls=fake)
+    data = c.collect_sync()
+    assert data["source"] == "powercap"
+    assert "perf: the power PMU's events could not be opened" in data["fallback_reason"]
+    assert fake.open_fds == {}
+    c.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10**9), min_size=2, max_size=12))
+def test_any_counter_sequence_gives_no_negative_or_absurd_watts(values: list[int]) -> None:
+    """Arbitrary energy_uj readings (wraps, resets, stalls): watts are null or within [0, MAX_WATTS], and
+    the joules total never goes down."""
+    with tempfile.TemporaryDirectory() as d:
+        base = Path(d)
+        clock = Clock()
+        c = EnergyCollector(roots=Roots.under(base), clock=clock, use_perf=False)
+        total = 0.0
+        for v in values:
+            write_zone(base / "sys", "intel-rapl:0", "package-0", v, max_uj=10**9)
+            pkg = c.collect_sync()["domains"]["pkg"]
+            assert pkg["watts"] is None or 0.0 <= pkg["watts"] <= MAX_WATTS
+            assert pkg["joules_total"] >= total
+            total = pkg["joules_total"]
+            clock.now += 1.0

@@ -30,6 +30,10 @@ class NVMLError_DriverNotLoaded(NVMLError):
     pass
 
 
+class NVMLError_FunctionNotFound(NVMLError):
+    pass
+
+
 class NVMLError_GPUIsLost(NVMLError):
     pass
 
@@ -91,8 +95,15 @@ class FakeNVML:
             raise NVMLError_GPUIsLost("GPU is lost")
         return Util(gpu=87, memory=40)
 
-    def nvmlDeviceGetMemoryInfo(self, h: int) -> Mem:
-        return Mem(total=80 * 2**30, used=12 * 2**30, free=68 * 2**30)
+    nvmlMemory_v2 = 0x02000028
+
+    def nvmlDeviceGetMemoryInfo(self, h: int, version: int | None = None) -> Mem:
+        if version is None:  # v1 counts driver-reserved memory as used
+            return Mem(total=80 * 2**30, used=12 * 2**30 + 512 * 2**20, free=68 * 2**30 - 512 * 2**20)
+        if h == 101:
+            raise NVMLError_FunctionNotFound("Function Not Found")  # an old driver: v1 only
+        assert version == self.nvmlMemory_v2
+        return Mem(total=80 * 2**30, used=12 * 2**30, free=68 * 2**30 - 512 * 2**20)
 
     def nvmlDeviceGetPowerUsage(self, h: int) -> int:
         return 312_456  # mW
@@ -128,7 +139,8 @@ def test_value_mapping_with_a_fake_nvml() -> None:
     assert h100["uuid"] == "GPU-100"
     assert h100["utilization_ratio"] == 0.87
     assert h100["memory_utilization_ratio"] == 0.40
-    assert h100["memory_used_bytes"] == 12 * 2**30
+    assert h100["memory_used_bytes"] == 12 * 2**30  # v2, like nvidia-smi
+    assert t4["memory_used_bytes"] == 12 * 2**30 + 512 * 2**20  # v1 where v2 is missing
     assert h100["memory_total_bytes"] == 80 * 2**30
     assert h100["power_watts"] == 312.456
     assert h100["energy_joules_total"] == 9876.543

@@ -81,3 +81,15 @@ def test_this_machine() -> None:
     assert out["total_bytes"] >= out["available_bytes"] > 0
     assert out["faults"]["minor_per_second"] is not None and out["faults"]["minor_per_second"] > 0
     assert min(numbers(out)) >= 0
+
+
+def test_minimal_machine_still_works() -> None:
+    clock = Clock()
+    _, second = ticks(MemoryCollector(clock=clock), clock, scenario("minimal"))
+    assert second["available"] is True and second["faults"]["minor_per_second"] is not None
+
+
+def test_page_size_of_the_fixture_machine_can_be_given() -> None:
+    clock = Clock()
+    _, second = ticks(MemoryCollector(clock=clock, page_size=65536), clock, scenario("large"))
+    assert second["swap"]["in_bytes_per_second"] == 25 * 65536

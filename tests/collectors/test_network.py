@@ -61,7 +61,7 @@ def test_counters_going_backwards_give_no_rate() -> None:
     for name, iface in second["interfaces"].items():
         if large.NICS[name][5]:  # ens1f1 carries no traffic: its counters stay equal, a true 0
             assert iface["rx_bytes_per_second"] is None and iface["tx_bytes_per_second"] is None
-    assert second["total"]["rx_bytes_per_second"] is None  # a total over unknown parts is unknown
+    assert second["total"]["rx_bytes_per_second"] == 0.0  # only ens1f1 (idle, counters unchanged) has a rate
     assert min(numbers(second)) >= 0
 
 
@@ -76,6 +76,7 @@ def test_vanished_interface_starts_fresh_when_it_returns(tmp_path: Path) -> None
     assert second["interfaces"]["eno1"]["rx_bytes_per_second"] == 40_000_000
     assert third["interfaces"]["ens1f0"]["rx_bytes_per_second"] is None  # not a delta against t0
     assert third["interfaces"]["eno1"]["rx_bytes_per_second"] == 0.0
+    assert third["total"]["rx_bytes_per_second"] == 0.0  # ens1f0 is back but has no rate yet
 
 
 def test_missing_net_dev_is_unavailable(tmp_path: Path) -> None:
@@ -104,3 +105,38 @@ def test_this_machine_netlink_and_files_agree_on_our_sockets() -> None:
     assert "lo" in out["interfaces"] and out["interfaces"]["lo"]["kind"] == "loopback"
     assert out["tcp"] is not None and out["tcp"]["listen"] >= 0
     assert min(numbers(out)) >= 0
+
+
+def test_tcp_census_is_refreshed_every_tcp_interval(tmp_path: Path) -> None:
+    """Counting sockets walks the kernel's connection hash, so it runs every 5 s, not every tick."""
+    t0 = copy_tree(MACHINES / "large/t0", tmp_path / "t0")
+    clock = Clock()
+    c = NetworkCollector(roots=Roots.under(t0), clock=clock)
+    before = asyncio.run(c.collect())["tcp"]
+    drop_lines(t0 / "proc/net/tcp", "0: ")  # one established socket fewer
+    clock.now += 1.0
+    assert asyncio.run(c.collect())["tcp"] == before
+    clock.now += 4.0
+    after = asyncio.run(c.collect())["tcp"]
+    assert after["established"] == before["established"] - 1
+
+
+def test_minimal_machine_still_works() -> None:
+    clock = Clock()
+    _, second = ticks(NetworkCollector(clock=clock), clock, scenario("minimal"))
+    assert second["available"] is True and second["interfaces"]["lo"]["rx_bytes_per_second"] is not None
+
+
+def test_a_root_re_pointed_at_another_tree_refreshes_the_cached_census(tmp_path: Path) -> None:
+    """Replays swap a symlink under fixed roots; the TCP census and interface kinds must follow it."""
+    link = tmp_path / "machine"
+    link.symlink_to(MACHINES / "large/t0", target_is_directory=True)
+    clock = Clock()
+    c = NetworkCollector(roots=Roots.under(link), clock=clock)
+    assert asyncio.run(c.collect())["tcp"]["time_wait"] == 180
+    link.unlink()
+    link.symlink_to(MACHINES / "large/t1", target_is_directory=True)
+    clock.now += 1.0
+    out = asyncio.run(c.collect())
+    assert out["tcp"]["time_wait"] == 200
+    assert out["interfaces"]["ens1f0"]["rx_bytes_per_second"] == 900_000_000

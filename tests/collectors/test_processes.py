@@ -158,6 +158,11 @@ def test_missing_proc_is_unavailable(tmp_path: Path) -> None:
     assert not c.is_available()
     assert "does not exist" in (c.unavailable_reason() or "")
     assert c.collect_sync()["available"] is False
+    (tmp_path / "proc").mkdir()
+    assert "lists no /proc/<pid>" in (c.unavailable_reason() or "")
+    data = c.collect_sync()
+    assert data["available"] is False
+    assert data["reason"] == c.unavailable_reason()
 
 
 def test_catalogue_and_sensitive_key(tmp_path: Path) -> None:
@@ -197,19 +202,23 @@ def test_real_busy_and_fat_processes_show_up_in_the_top_lists() -> None:
         ]
     )
     try:
-        c = ProcessesCollector(top_n=5)
+        # top_n is generous: on a shared machine other busy or big processes may rank above ours.
+        c = ProcessesCollector(top_n=50)
         c.collect_sync()
         time.sleep(1.0)
         data = asyncio.run(c.collect())
         top_cpu = {p["pid"]: p for p in data["top_cpu"]}
         assert spin.pid in top_cpu, data["top_cpu"]
-        assert top_cpu[spin.pid]["cpu_percent"] > 30.0
+        assert 5.0 < top_cpu[spin.pid]["cpu_percent"] <= 100.0 * (os.cpu_count() or 1)
         deadline = time.time() + 10
-        while data["top_memory"][0]["pid"] != fat.pid and time.time() < deadline:
+
+        def fat_rss() -> int:
+            return next((p["rss_bytes"] for p in data["top_memory"] if p["pid"] == fat.pid), 0)
+
+        while fat_rss() < 200 * 2**20 and time.time() < deadline:
             time.sleep(0.2)
             data = c.collect_sync()
-        assert data["top_memory"][0]["pid"] == fat.pid
-        assert data["top_memory"][0]["rss_bytes"] > 200 * 2**20
+        assert fat_rss() > 200 * 2**20
         assert data["total"] >= 3
         assert data["states"]["running"] >= 1
         assert str(spin.pid) in data["cmdlines"]
@@ -292,14 +301,16 @@ def test_cost_stays_bounded_with_2000_processes() -> None:
     pids = [os.posix_spawn("/bin/sleep", ["sleep", "120"], os.environ) for _ in range(2000)]
     try:
         c = ProcessesCollector()
-        c.collect_sync()
+        deadline = time.monotonic() + 20
+        while c.collect_sync()["states"]["sleeping"] < 2000:  # until every child has exec'd and sleeps
+            assert time.monotonic() < deadline, "the 2,000 sleepers never all showed up as sleeping"
+            time.sleep(0.2)
         costs = []
         for _ in range(5):
             t0 = time.thread_time()
             data = c.collect_sync()
             costs.append(time.thread_time() - t0)
         assert data["total"] >= 2000
-        assert data["states"]["sleeping"] >= 2000
         assert sorted(costs)[2] < 0.4, costs
     finally:
         for pid in pids:

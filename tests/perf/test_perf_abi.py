@@ -205,7 +205,12 @@ def test_repr_names_flags() -> None:
 
 
 def test_constants() -> None:
-    assert (_abi.PERF_TYPE_HARDWARE, _abi.PERF_TYPE_SOFTWARE, _abi.PERF_TYPE_HW_CACHE, _abi.PERF_TYPE_RAW) == (
+    assert (
+        _abi.PERF_TYPE_HARDWARE,
+        _abi.PERF_TYPE_SOFTWARE,
+        _abi.PERF_TYPE_HW_CACHE,
+        _abi.PERF_TYPE_RAW,
+    ) == (
         0,
         1,
         3,

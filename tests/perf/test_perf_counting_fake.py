@@ -11,6 +11,8 @@ import errno
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from perf_fakes import FakeKernel, SwappedIdKernel
 
 from perfpulse.perf import _abi
@@ -25,6 +27,7 @@ from perfpulse.perf.counting import (
 )
 from perfpulse.perf.events import parse_event
 from perfpulse.perf.pmu import discover_pmus
+from perfpulse.perf.probe import Context
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pmu"
 SERVER_ROOT = FIXTURES / "server"
@@ -33,6 +36,9 @@ VM_ROOT = FIXTURES / "vm"
 SERVER = discover_pmus(SERVER_ROOT)
 HYBRID = discover_pmus(HYBRID_ROOT)
 VM = discover_pmus(VM_ROOT)
+
+# An unprivileged caller at paranoid 2 on a VM, whatever user runs the tests (explain() reads it).
+UNPRIVILEGED = Context(paranoid=2, cap_eff=0, seccomp=0, hypervisor=True, pmus=tuple(VM), core_pmus=())
 
 HW = ["cycles", "instructions", "branches", "branch-misses", "cache-references", "cache-misses"]
 SW = ["task-clock", "page-faults", "context-switches"]
@@ -260,7 +266,9 @@ def test_cgroup_scope(tmp_path: Path) -> None:
         ["task-clock", "cycles"], tmp_path, cpus=(0, 1), syscalls=kernel, pmus=SERVER, sysfs_root=SERVER_ROOT
     ) as c:
         assert {ev.cpu for ev in kernel.all_events} == {0, 1}
-        assert {ev.flags for ev in kernel.all_events} == {_abi.PERF_FLAG_FD_CLOEXEC | _abi.PERF_FLAG_PID_CGROUP}
+        assert {ev.flags for ev in kernel.all_events} == {
+            _abi.PERF_FLAG_FD_CLOEXEC | _abi.PERF_FLAG_PID_CGROUP
+        }
         dir_fd = kernel.all_events[0].pid
         assert dir_fd >= 0
         with pytest.raises(OSError):  # closed once the events hold their own reference
@@ -317,7 +325,14 @@ def test_unavailable_events_are_listed_and_the_rest_count() -> None:
 def test_nothing_countable_raises_with_every_reason() -> None:
     kernel = FakeKernel(refuse=lambda attr, pid, cpu: errno.EACCES)
     with pytest.raises(CountingError) as info:
-        Counters.system_wide(["task-clock", "page-faults"], cpus=(0,), syscalls=kernel, pmus=VM, sysfs_root=VM_ROOT)
+        Counters.system_wide(
+            ["task-clock", "page-faults"],
+            cpus=(0,),
+            syscalls=kernel,
+            pmus=VM,
+            sysfs_root=VM_ROOT,
+            context=UNPRIVILEGED,
+        )
     exc = info.value
     assert exc.errno == errno.EACCES
     assert [e.event for e in exc.errors] == ["task-clock", "page-faults"]
@@ -341,12 +356,17 @@ def test_user_only_fallback() -> None:
         return None if attr.exclude_kernel and attr.exclude_hv else errno.EACCES
 
     kernel = FakeKernel(refuse=refuse)
-    with Counters.process(["task-clock", "page-faults"], 0, syscalls=kernel, pmus=VM, user_only_fallback=True) as c:
+    with Counters.process(
+        ["task-clock", "page-faults"], 0, syscalls=kernel, pmus=VM, user_only_fallback=True
+    ) as c:
         assert c.user_only == {"task-clock", "page-faults"}
-        assert all(ev.exclude_kernel and ev.exclude_hv and not ev.exclude_user for ev in kernel.events.values())
+        assert all(s.exclude_kernel and s.exclude_hv for s in c.events)
+        assert all(
+            ev.exclude_kernel and ev.exclude_hv and not ev.exclude_user for ev in kernel.events.values()
+        )
     kernel2 = FakeKernel(refuse=refuse)
     with pytest.raises(CountingError) as info:
-        Counters.process(["task-clock"], 0, syscalls=kernel2, pmus=VM)
+        Counters.process(["task-clock"], 0, syscalls=kernel2, pmus=VM, context=UNPRIVILEGED)
     assert ":u" in info.value.hint
 
 
@@ -414,3 +434,64 @@ def test_close_is_idempotent_and_read_after_close_fails() -> None:
     assert len(kernel.closed) == 1
     with pytest.raises(ValueError, match="closed"):
         c.read()
+
+
+def test_core_pmu_event_outside_the_requested_cpus() -> None:
+    """Hybrid fixture, fake kernel: asking for cpu_atom events on a P-core only is an error, not silence."""
+    kernel = FakeKernel()
+    with Counters.system_wide(
+        ["cpu_atom/cycles/", "task-clock"], cpus=(0,), syscalls=kernel, pmus=HYBRID, sysfs_root=HYBRID_ROOT
+    ) as c:
+        err = c.failed["cpu_atom/cycles/"]
+        assert err.errno == errno.ENODEV and "cpu_atom (CPUs 8-15)" in err.reason
+        assert [s.name for s in c.events] == ["task-clock"]
+
+
+def test_unknown_architecture_is_refused_up_front() -> None:
+    from perfpulse.perf.counting import LinuxSyscalls
+
+    with pytest.raises(_abi.UnsupportedArch, match="mips64"):
+        LinuxSyscalls("mips64")
+
+
+@given(
+    st.integers(0, 2**48),
+    st.integers(0, 2**40),
+    st.integers(0, 2**40),
+    st.integers(0, 2**48),
+    st.integers(0, 2**40),
+    st.integers(0, 2**40),
+)
+def test_scaling_properties(v0: int, e0: int, r0: int, dv: int, de: int, dr: int) -> None:
+    r0 = min(r0, e0)
+    dr = min(dr, de)
+    prev, cur = Reading(), Reading()
+    prev["x"] = {0: RawCount(v0, e0, r0)}
+    cur["x"] = {0: RawCount(v0 + dv, e0 + de, r0 + dr)}
+    s = cur.delta(prev)["x"][0]
+    assert (s.raw, s.enabled, s.running) == (dv, de, dr)
+    if dr == 0:
+        assert s.value is None
+    else:
+        assert s.value == pytest.approx(dv * de / dr)
+        assert s.value >= dv
+    if de == 0:
+        assert s.ratio is None
+    else:
+        assert s.ratio is not None and 0.0 <= s.ratio <= 1.0
+
+
+def test_split_after_an_unsupported_event_was_dropped() -> None:
+    """Fake 2-counter PMU that also lacks one event: the split point is computed on the plan, not on the
+    list that lost the unsupported event."""
+
+    def refuse(attr: _abi.PerfEventAttr, pid: int, cpu: int) -> int | None:
+        return errno.ENOENT if attr.config == 1 else None  # no "instructions"
+
+    kernel = FakeKernel(counters=2, refuse=refuse)
+    with _open_sw(kernel, ["cycles", "instructions", "branches", "branch-misses"], cpus=(0, 1)) as c:
+        assert "instructions" in c.failed
+        assert sorted(n for g in c.groups for n in g) == ["branch-misses", "branches", "cycles"]
+        assert all(len(g) <= 2 for g in c.groups)
+        assert set(c.read()) == {"cycles", "branches", "branch-misses"}
+    assert kernel.open_fds == set()

@@ -178,7 +178,7 @@ def test_modifiers(mods: str, user: bool, kernel: bool, hv: bool) -> None:
 
 
 def test_unsupported_modifier_is_a_clear_error() -> None:
-    with pytest.raises(EventSyntaxError, match="unsupported modifier.*'p'"):
+    with pytest.raises(EventSyntaxError, match=r"unsupported modifier.*'p'"):
         parse_event("cycles:pp", VM)
 
 
@@ -234,7 +234,7 @@ def test_sysfs_alias_with_extra_terms() -> None:
 
 
 def test_pmu_term_errors() -> None:
-    with pytest.raises(EventSyntaxError, match="no term 'umsk'.*umask"):
+    with pytest.raises(EventSyntaxError, match=r"no term 'umsk'.*umask"):
         parse_event("cpu/event=0x3c,umsk=1/", SERVER)
     with pytest.raises(EventSyntaxError, match="does not fit"):
         parse_event("cpu/umask=0x100/", SERVER)
@@ -324,3 +324,15 @@ def test_real_sysfs_default() -> None:
     assert parse_event("task-clock").config == 1
     if "msr" in discover_pmus():
         assert parse_event("msr/tsc/").pmu == "msr"
+
+
+def test_raw_codes_on_named_and_hybrid_pmus() -> None:
+    spec = parse_event("cpu/r01c2/", SERVER)
+    assert (spec.type, spec.config, spec.pmu) == (4, 0x1C2, "cpu")
+    specs = resolve_events(["r1a8:u"], HYBRID)
+    assert [(s.name, s.type, s.config, s.cpus) for s in specs] == [
+        ("cpu_atom/r1a8/u", 10, 0x1A8, tuple(range(8, 16))),
+        ("cpu_core/r1a8/u", 4, 0x1A8, tuple(range(8))),
+    ]
+    assert all(s.exclude_kernel for s in specs)
+    assert [(s.type, s.config) for s in resolve_events(["r1a8"], SERVER)] == [(_abi.PERF_TYPE_RAW, 0x1A8)]

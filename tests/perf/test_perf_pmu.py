@@ -59,7 +59,9 @@ def test_parse_format() -> None:
     assert parse_format("x", "config3:63").ranges == ((63, 63),)
 
 
-@pytest.mark.parametrize("bad", ["config:", "config4:0", "event:0-7", "config:7-0", "config:0-64", "config:a"])
+@pytest.mark.parametrize(
+    "bad", ["config:", "config4:0", "event:0-7", "config:7-0", "config:0-64", "config:a"]
+)
 def test_parse_format_rejects(bad: str) -> None:
     with pytest.raises(PmuFormatError):
         parse_format("t", bad)

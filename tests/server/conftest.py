@@ -46,7 +46,9 @@ class EventsCollector(FakeCollector):
     def __init__(self, *, events: list[str] | None = None, **kwargs: Any) -> None:
         kwargs.pop("clock", None)
         chosen = list(events or ["cycles", "instructions"])
-        super().__init__("perf_events", data=lambda n: {"events": {e: {"rate": float(n)} for e in chosen}}, **kwargs)
+        super().__init__(
+            "perf_events", data=lambda n: {"events": {e: {"rate": float(n)} for e in chosen}}, **kwargs
+        )
         self.chosen_events = chosen
 
 
@@ -118,7 +120,9 @@ class LiveServer:
     def login(self, who: tuple[str, str] = ADMIN) -> Client:
         c = self.client()
         r = c.post("/api/v1/auth/login", json={"username": who[0], "password": who[1]})
-        assert r.status_code == 200, r.text
+        if r.status_code != 200:
+            c.close()
+            raise AssertionError(f"login as {who[0]} failed: {r.status_code} {r.text}")
         return c
 
     def cookie(self, who: tuple[str, str] = ADMIN) -> str:
@@ -148,6 +152,7 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         sampler: Sampler | None = None,
         data_dir: Path | None = None,
         announce: Callable[[str], None] | None = None,
+        history: bool = False,
         **overrides: Any,
     ) -> LiveServer:
         settings = Settings(
@@ -161,7 +166,14 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
             accounts.add_user(*ADMIN, role="admin")
             accounts.add_user(*VIEWER, role="viewer")
         smp = sampler or make_sampler(settings.interval)
-        app = create_app(settings, sampler=smp, accounts=accounts, announce=announce or (lambda _m: None))
+        store = None
+        if history:
+            from perfpulse.storage.history import History
+
+            store = History.open(data_dir=settings.data_dir, host=smp.host)
+        app = create_app(
+            settings, sampler=smp, accounts=accounts, store=store, announce=announce or (lambda _m: None)
+        )
         srv = LiveServer(settings, app, accounts, smp).start()
         started.append(srv)
         return srv

@@ -128,9 +128,13 @@ def test_logout_revokes_the_session(server: LiveServer) -> None:
 def test_password_change_revokes_every_other_session(server: LiveServer) -> None:
     other = server.cookie(VIEWER)
     with server.login(VIEWER) as c:
-        bad = c.post("/api/v1/auth/password", json={"current_password": "nope-nope", "new_password": "x" * 12})
+        bad = c.post(
+            "/api/v1/auth/password", json={"current_password": "nope-nope", "new_password": "x" * 12}
+        )
         assert bad.status_code == 401
-        r = c.post("/api/v1/auth/password", json={"current_password": VIEWER[1], "new_password": "new-secret-99"})
+        r = c.post(
+            "/api/v1/auth/password", json={"current_password": VIEWER[1], "new_password": "new-secret-99"}
+        )
         assert r.status_code == 200
         assert c.get("/api/v1/snapshot").status_code == 200  # this browser got a fresh session
     with server.client(cookies={"perfpulse_session": other}) as c:
@@ -191,7 +195,10 @@ def test_api_tokens_are_read_only_and_hashed_at_rest(server: LiveServer) -> None
         assert "cmdlines" not in c.get("/api/v1/snapshot").text  # a token is a viewer
         assert c.put("/api/v1/config", json={"interval": 1}).status_code == 403
         assert c.post("/api/v1/tokens", json={"name": "more"}).status_code == 403
-        assert c.post("/api/v1/auth/password", json={"current_password": "a", "new_password": "b"}).status_code == 403
+        assert (
+            c.post("/api/v1/auth/password", json={"current_password": "a", "new_password": "b"}).status_code
+            == 403
+        )
     with server.client(headers={"Authorization": f"Bearer {token}x"}) as c:
         assert c.get("/api/v1/metrics").status_code == 401
     with server.client(headers={"Authorization": f"Basic {token}"}) as c:
@@ -251,7 +258,8 @@ def test_per_user_limit_holds_across_client_addresses(server_factory: ServerFact
     srv = server_factory(behind_proxy=True, trusted_proxies=["127.0.0.1"], login_failures_per_client=1000)
     with srv.client() as c:
         codes = [
-            _login(c, ADMIN[0], "guess", **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(30)
+            _login(c, ADMIN[0], "guess", **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code
+            for i in range(30)
         ]
         assert codes[:10] == [401] * 10
         assert set(codes[10:]) == {429}
@@ -262,7 +270,8 @@ def test_per_user_limit_holds_across_client_addresses(server_factory: ServerFact
 def test_forwarded_for_is_ignored_unless_behind_a_trusted_proxy(server: LiveServer) -> None:
     with server.client() as c:
         codes = [
-            _login(c, ADMIN[0], "guess", **{"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(12)
+            _login(c, ADMIN[0], "guess", **{"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+            for i in range(12)
         ]
     assert codes[10:] == [429, 429]
 
@@ -291,9 +300,7 @@ def test_cross_origin_writes_are_refused_and_there_is_no_cors(server: LiveServer
         assert c.post("/api/v1/auth/logout", headers={"Origin": "null"}).status_code == 403
         same = {"Origin": server.url}
         assert c.put("/api/v1/config", json={"top_n": 7}, headers=same).status_code == 200
-        pre = c.options(
-            "/api/v1/config", headers={**evil, "Access-Control-Request-Method": "PUT"}
-        )
+        pre = c.options("/api/v1/config", headers={**evil, "Access-Control-Request-Method": "PUT"})
         assert "access-control-allow-origin" not in pre.headers
         r = c.get("/api/v1/snapshot", headers=evil)
         assert "access-control-allow-origin" not in r.headers
@@ -370,7 +377,7 @@ def test_demoted_admin_loses_admin_sessions(server: LiveServer) -> None:
         assert c.get("/api/v1/users").status_code == 401
 
 
-# -- WebSocket ------------------------------------------------------------------------------------------------
+# -- WebSocket ---------------------------------------------------------------------------------------------
 
 
 async def _ws_status(url: str, **kwargs: object) -> int:
@@ -448,7 +455,8 @@ def test_no_secret_reaches_the_logs(server_factory: ServerFactory, logs: Capture
     secrets: list[str] = [setup_token, "first-admin-password"]
     with srv.client() as c:
         r = c.post(
-            "/api/v1/setup", json={"token": setup_token, "username": "admin", "password": "first-admin-password"}
+            "/api/v1/setup",
+            json={"token": setup_token, "username": "admin", "password": "first-admin-password"},
         )
         assert r.status_code == 201
         secrets.append(c.cookies["perfpulse_session"])

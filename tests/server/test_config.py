@@ -106,7 +106,12 @@ def test_bad_config_gets_422_per_field_and_changes_nothing(server_factory: Serve
         assert "unknown collector" in r.json()["detail"][0]["msg"]
         assert srv.sampler.interval == 0.2  # the valid field was not applied either
         assert c.put("/api/v1/config", json={"unknown_field": 1}).status_code == 422
-        assert c.put("/api/v1/config", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+        assert (
+            c.put(
+                "/api/v1/config", content=b"not json", headers={"content-type": "application/json"}
+            ).status_code
+            == 422
+        )
     with srv.login(VIEWER) as c:
         assert c.put("/api/v1/config", json={"interval": 1.0}).status_code == 403
 
@@ -115,7 +120,12 @@ def test_config_persists_across_restarts(server_factory: ServerFactory, tmp_path
     data = tmp_path / "persist"
     srv = server_factory(data_dir=data)
     with srv.login() as c:
-        assert c.put("/api/v1/config", json={"interval": 0.7, "collectors": {"cpu": False}, "top_n": 4}).status_code == 200
+        assert (
+            c.put(
+                "/api/v1/config", json={"interval": 0.7, "collectors": {"cpu": False}, "top_n": 4}
+            ).status_code
+            == 200
+        )
     srv.stop()
     again = server_factory(data_dir=data, sampler=make_sampler())
     assert again.sampler.interval == 0.7

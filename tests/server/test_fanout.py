@@ -82,7 +82,8 @@ SERVER = textwrap.dedent(
     import uvicorn
 
     port, data = int(sys.argv[1]), sys.argv[2]
-    s = Settings(port=port, data_dir=data, interval=0.1, access_log=False)
+    # A short backfill ring: it reaches its steady size in seconds, so any later growth is the slow peer.
+    s = Settings(port=port, data_dir=data, interval=0.1, access_log=False, backfill_seconds=5)
     acc = AccountStore(s.db_path)
     acc.add_user("alice", "alice-password-1", "admin")
     blob = "x" * 50_000  # 50 kB ticks at 10 Hz: a never-reading peer fills its buffers within seconds
@@ -108,7 +109,9 @@ def test_a_client_that_never_reads_for_2_minutes_costs_the_others_nothing(tmp_pa
     reads for 120 s (and never answers a ping); five clients read normally at 10 Hz. The readers' rate in
     the last 20 s equals that of the first 20 s, and the server's RSS does not grow."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(tmp_path / "d")], stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port), str(tmp_path / "d")], stderr=subprocess.PIPE
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -138,13 +141,15 @@ def test_a_client_that_never_reads_for_2_minutes_costs_the_others_nothing(tmp_pa
 
         async def reader(counts: list[int]) -> None:
             async with connect(
-                url.replace("http", "ws") + "/api/v1/ws?backfill=0", additional_headers=hdr, compression=None,
+                url.replace("http", "ws") + "/api/v1/ws?backfill=0",
+                additional_headers=hdr,
+                compression=None,
                 max_size=None,
             ) as ws:
                 end = time.monotonic() + 120
                 while time.monotonic() < end:
                     msg = await asyncio.wait_for(ws.recv(), 5)
-                    if msg[:16] == b'{"type":"tick",':
+                    if msg.startswith(b'{"type":"tick"'):
                         counts[0] += 1
 
         async def watch(counts: list[list[int]]) -> None:

@@ -19,7 +19,9 @@ from support import require_tool
 PERFPULSE = [sys.executable, "-m", "perfpulse.cli"]
 
 
-def cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*PERFPULSE, *args], input=stdin, capture_output=True, text=True, timeout=60, env=env
     )
@@ -110,7 +112,10 @@ def test_user_command_manages_accounts_of_a_running_daemon(
     assert r.returncode == 0
     assert cli("user", *d, "list").stdout.split() == ["ops", "admin", "view", "viewer"]
     with httpx.Client(base_url=url) as c:
-        assert c.post("/api/v1/auth/login", json={"username": "ops", "password": "ops-password-1"}).status_code == 200
+        assert (
+            c.post("/api/v1/auth/login", json={"username": "ops", "password": "ops-password-1"}).status_code
+            == 200
+        )
         assert c.get("/api/v1/users").status_code == 200
         r = cli("user", *d, "passwd", "ops", "--password-stdin", stdin="ops-password-2\n")
         assert r.returncode == 0
@@ -126,18 +131,58 @@ def test_tls_serving_sets_secure_cookies(tmp_path: Path) -> None:
     openssl = require_tool("openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     data = tmp_path / "data"
-    assert cli("user", "--data-dir", str(data), "add", "a", "--role", "admin", "--password-stdin",
-               stdin="a-password\n").returncode == 0
+    assert (
+        cli(
+            "user",
+            "--data-dir",
+            str(data),
+            "add",
+            "a",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin="a-password\n",
+        ).returncode
+        == 0
+    )
     port = free_port()
     proc = subprocess.Popen(
-        [*PERFPULSE, "serve", "--port", str(port), "--data-dir", str(data), "--certfile", str(cert),
-         "--keyfile", str(key)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *PERFPULSE,
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--certfile",
+            str(cert),
+            "--keyfile",
+            str(key),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     ctx = ssl.create_default_context(cafile=str(cert))
     url = f"https://localhost:{port}"

@@ -13,7 +13,7 @@ from conftest import ADMIN, VIEWER, LiveServer, ServerFactory, make_sampler, run
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from perfpulse.model import Snapshot
+from perfpulse.model import CollectorMeta, Snapshot
 from perfpulse.server.hub import Hub
 
 
@@ -215,7 +215,7 @@ def test_slow_client_is_dropped_and_others_keep_their_rate() -> None:
     for seq in range(1, 20):
         now[0] = seq * 0.5
         t0 = time.perf_counter()
-        hub.publish(Snapshot("h", 1000.0 + seq, float(seq), seq, 0.5, {"cpu": {"v": seq}}, {}))
+        hub.publish(tick(seq))
         assert time.perf_counter() - t0 < 0.05
         fast.ticks.clear()  # the fast client reads everything
         assert len(slow.ticks) <= 2
@@ -240,7 +240,8 @@ def test_a_stalled_socket_is_disconnected_by_the_server(server_factory: ServerFa
     stalled.sendall(
         (
             f"GET /api/v1/ws?backfill=0 HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
             f"Cookie: perfpulse_session={cookie}\r\n\r\n"
         ).encode()
     )
@@ -290,3 +291,24 @@ def test_shared_sampler_config_change_is_broadcast(server: LiveServer) -> None:
 
 def test_make_sampler_is_independent() -> None:
     assert make_sampler().host == "testhost"
+
+
+def tick(seq: int, blob: str = "") -> Snapshot:
+    meta = {"cpu": CollectorMeta(timestamp=1000.0 + seq, duration_ms=0.1)}
+    return Snapshot("h", 1000.0 + seq, float(seq), seq, 1.0, {"cpu": {"v": seq, "blob": blob}}, meta)
+
+
+def test_ring_is_bounded_by_age_and_bytes() -> None:
+    hub = Hub(ring_seconds=10.0, ring_max_bytes=50_000)
+    for seq in range(1, 200):
+        hub.publish(tick(seq, "x" * 1000))
+        assert hub.ring_bytes <= 50_000
+        assert hub.ring[-1].monotonic - hub.ring[0].monotonic <= 10.0
+    assert len(hub.ring) == 11  # 10 s at 1 Hz, inclusive; 11 kB under the byte cap
+    assert orjson.loads(hub.message(hub.ring[-1], (False, None)))["collectors"]["cpu"]["data"]["v"] == 199
+    small = Hub(ring_seconds=300.0, ring_max_bytes=20_000)
+    for seq in range(1, 200):
+        small.publish(tick(seq, "x" * 1000))
+    assert small.ring_bytes <= 20_000
+    assert len(small.ring) == small.ring_bytes // small.ring[-1].size
+    assert [e.seq for e in small.recent(5.0)] == [194, 195, 196, 197, 198, 199]

@@ -43,7 +43,16 @@ class PgCluster:
     admin_dsn: str
 
     def _pg_ctl(self, *args: str) -> None:
-        cmd = ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(self.base / "data"), *args]
+        cmd = [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.base / "data"),
+            *args,
+        ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
     def stop(self) -> None:
@@ -66,7 +75,10 @@ class PgCluster:
 
 def _start_cluster() -> PgCluster:
     require(os.geteuid() == 0, "the PostgreSQL fixture needs root to run initdb as the postgres user")
-    require((PG_BIN / "initdb").exists(), f"PostgreSQL 15 is not installed at {PG_BIN} (apt install postgresql-15)")
+    require(
+        (PG_BIN / "initdb").exists(),
+        f"PostgreSQL 15 is not installed at {PG_BIN} (apt install postgresql-15)",
+    )
     require(shutil.which("runuser"), "runuser (util-linux) is needed to start PostgreSQL as postgres")
     try:
         pw = pwd.getpwnam("postgres")
@@ -77,8 +89,21 @@ def _start_cluster() -> PgCluster:
     os.chown(base, pw.pw_uid, pw.pw_gid)
     base.chmod(0o700)
     subprocess.run(
-        ["runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(base / "data"), "-U", "postgres",
-         "--auth=trust", "-E", "UTF8", "--no-sync"],
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(base / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
         timeout=120,

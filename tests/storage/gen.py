@@ -40,4 +40,6 @@ def ticks(
     rng = random.Random(seed)
     for i in range(n):
         ts = start + i * interval_ms + rng.randint(0, jitter_ms)
-        yield Tick(host, ts, [(k, value(j, i, rng)) for j, k in enumerate(KEYS)], {"memory_used_bytes": "bytes"})
+        yield Tick(
+            host, ts, [(k, value(j, i, rng)) for j, k in enumerate(KEYS)], {"memory_used_bytes": "bytes"}
+        )

@@ -103,7 +103,9 @@ def test_open_periods_are_answered_from_finer_tiers(make_store: Factory) -> None
     all_ticks = list(ticks(400, interval_ms=1000, start=T0 + 30 * MIN + 500))  # crosses a few minutes
     _write(store, all_ticks)
     end = all_ticks[-1].ts_ms + 1
-    r = q.history(store, host="h1", keys=["memory_used_bytes"], start=T0, end=T0 + 2 * HOUR, points=2, now_ms=end)
+    r = q.history(
+        store, host="h1", keys=["memory_used_bytes"], start=T0, end=T0 + 2 * HOUR, points=2, now_ms=end
+    )
     assert r["tier"] == "1h"
     assert r["series"][0]["max"][0] == max(t.samples[2][1] for t in all_ticks)
     r = q.history(store, host="h1", keys=[KEYS[0]], start=end - 5 * MIN, end=end, points=5, now_ms=end)
@@ -176,7 +178,9 @@ def test_series_listing_and_hosts(make_store: Factory) -> None:
     with pytest.raises(UnknownSeries, match="only_beta"):
         a.resolve("alpha", ["only_beta"])
     # a viewer can read another host's series through any store
-    r = q.history(a, host="beta", keys=["only_beta"], start=T0 - 1000, end=T0 + 1000, points=10, now_ms=T0 + 1000)
+    r = q.history(
+        a, host="beta", keys=["only_beta"], start=T0 - 1000, end=T0 + 1000, points=10, now_ms=T0 + 1000
+    )
     assert r["series"][0]["avg"] == [1.0]
 
 
@@ -197,7 +201,14 @@ def test_series_listing_and_hosts(make_store: Factory) -> None:
 def test_bad_queries_raise_query_error(make_store: Factory, kw: dict, message: str) -> None:
     store = make_store()
     store.write(list(ticks(10)))
-    args = {"host": "h1", "keys": [KEYS[0]], "start": T0, "end": T0 + HOUR, "points": 100, "now_ms": T0 + HOUR}
+    args = {
+        "host": "h1",
+        "keys": [KEYS[0]],
+        "start": T0,
+        "end": T0 + HOUR,
+        "points": 100,
+        "now_ms": T0 + HOUR,
+    }
     args.update(kw)
     with pytest.raises(QueryError, match=message):
         q.history(store, **args)
@@ -264,32 +275,69 @@ def test_compare_relative_and_custom(make_store: Factory) -> None:
     _write(store, all_ticks)
     now = all_ticks[-1].ts_ms + 1
     start, end = T0 + 86_400_000 + 6 * HOUR, T0 + 86_400_000 + 12 * HOUR
-    r = q.compare(store, host="h1", keys=[KEYS[2], KEYS[5]], start=start, end=end, points=72, baseline="yesterday", now_ms=now)
+    r = q.compare(
+        store,
+        host="h1",
+        keys=[KEYS[2], KEYS[5]],
+        start=start,
+        end=end,
+        points=72,
+        baseline="yesterday",
+        now_ms=now,
+    )
     assert r["offset"] == 86_400 and r["tier"] == "1m" and r["step"] == 300
     s = r["series"][0]
     assert len(s["current"]) == len(s["baseline"]) == len(r["t"]) == 72
     ref_cur = [v for t in all_ticks if start <= t.ts_ms < end for k, v in t.samples if k == KEYS[2]]
     ref_base = [
-        v for t in all_ticks if start - 86_400_000 <= t.ts_ms < end - 86_400_000 for k, v in t.samples if k == KEYS[2]
+        v
+        for t in all_ticks
+        if start - 86_400_000 <= t.ts_ms < end - 86_400_000
+        for k, v in t.samples
+        if k == KEYS[2]
     ]
     summ = s["summary"]
     assert summ["current"]["max"] == max(ref_cur) and summ["baseline"]["max"] == max(ref_base)
     assert math.isclose(summ["current"]["avg"], sum(ref_cur) / len(ref_cur), rel_tol=1e-12)
-    assert math.isclose(summ["change_pct"], (summ["current"]["avg"] / summ["baseline"]["avg"] - 1) * 100, rel_tol=1e-9)
+    assert math.isclose(
+        summ["change_pct"], (summ["current"]["avg"] / summ["baseline"]["avg"] - 1) * 100, rel_tol=1e-9
+    )
     # an all-zero series: no change percentage rather than a division by zero
     assert r["series"][1]["summary"]["change_pct"] is None
-    prev = q.compare(store, host="h1", keys=[KEYS[0]], start=start, end=end, points=10, baseline="previous", now_ms=now)
+    prev = q.compare(
+        store, host="h1", keys=[KEYS[0]], start=start, end=end, points=10, baseline="previous", now_ms=now
+    )
     assert prev["baseline_to"] == start / 1000
     custom = q.compare(
-        store, host="h1", keys=[KEYS[0]], start=start, end=end, points=10, baseline=None,
-        baseline_start=T0, baseline_end=T0 + 6 * HOUR, now_ms=now,
+        store,
+        host="h1",
+        keys=[KEYS[0]],
+        start=start,
+        end=end,
+        points=10,
+        baseline=None,
+        baseline_start=T0,
+        baseline_end=T0 + 6 * HOUR,
+        now_ms=now,
     )
     assert custom["mode"] == "custom" and custom["baseline_from"] == T0 / 1000
     with pytest.raises(QueryError, match="equal length"):
-        q.compare(store, host="h1", keys=[KEYS[0]], start=start, end=end, points=10, baseline=None,
-                  baseline_start=T0, baseline_end=T0 + HOUR, now_ms=now)
+        q.compare(
+            store,
+            host="h1",
+            keys=[KEYS[0]],
+            start=start,
+            end=end,
+            points=10,
+            baseline=None,
+            baseline_start=T0,
+            baseline_end=T0 + HOUR,
+            now_ms=now,
+        )
     with pytest.raises(QueryError, match="baseline"):
-        q.compare(store, host="h1", keys=[KEYS[0]], start=start, end=end, points=10, baseline="lastyear", now_ms=now)
+        q.compare(
+            store, host="h1", keys=[KEYS[0]], start=start, end=end, points=10, baseline="lastyear", now_ms=now
+        )
 
 
 def test_export_csv_and_json_stream(make_store: Factory) -> None:
@@ -299,8 +347,17 @@ def test_export_csv_and_json_stream(make_store: Factory) -> None:
     now = all_ticks[-1].ts_ms + 1
     seen: list[float] = []
     chunks = list(
-        q.export(store, host="h1", keys=[KEYS[2], KEYS[0]], start=T0, end=now, tier="raw", now_ms=now,
-                 progress=seen.append, chunk_bytes=4096)
+        q.export(
+            store,
+            host="h1",
+            keys=[KEYS[2], KEYS[0]],
+            start=T0,
+            end=now,
+            tier="raw",
+            now_ms=now,
+            progress=seen.append,
+            chunk_bytes=4096,
+        )
     )
     assert len(chunks) > 5  # streamed in pieces, not built whole
     rows = list(csv.reader(io.StringIO(b"".join(chunks).decode())))
@@ -308,10 +365,21 @@ def test_export_csv_and_json_stream(make_store: Factory) -> None:
     assert len(rows) == 1 + 2 * 1000
     assert [float(r[3]) for r in rows[1:1001]] == [t.samples[2][1] for t in all_ticks]
     assert seen[-1] == 1.0 and seen == sorted(seen)
-    doc = orjson.loads(b"".join(q.export(store, host="h1", keys=None, start=T0, end=now, tier="1m", fmt="json", now_ms=now)))
+    doc = orjson.loads(
+        b"".join(q.export(store, host="h1", keys=None, start=T0, end=now, tier="1m", fmt="json", now_ms=now))
+    )
     assert doc["columns"][3:6] == ["min", "avg", "max"]
     assert {r[2] for r in doc["rows"]} == set(KEYS)
     with pytest.raises(QueryError, match="format"):
         q.export(store, host="h1", keys=None, start=T0, end=now, fmt="xml", now_ms=now)
     with pytest.raises(QueryError, match="limit"):
-        q.export(store, host="h1", keys=None, start=T0 - 365 * 86_400_000, end=now, tier="1m", now_ms=now, max_rows=1000)
+        q.export(
+            store,
+            host="h1",
+            keys=None,
+            start=T0 - 365 * 86_400_000,
+            end=now,
+            tier="1m",
+            now_ms=now,
+            max_rows=1000,
+        )

@@ -26,6 +26,8 @@ interface Hello {
   catalogue?: Record<string, MetricSpec[]> | CollectorInfo[];
   collectors?: CollectorInfo[] | Record<string, MetricSpec[]>;
   role?: string;
+  /** How many backfill ticks follow the hello. */
+  backfill?: number;
 }
 
 function normaliseCatalogue(raw: unknown): CollectorInfo[] {
@@ -184,6 +186,15 @@ class LiveStore {
   }
 
   private frame: number | null = null;
+  private awaitingBackfill = 0;
+  private backfillTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private endBackfill(): void {
+    this.awaitingBackfill = 0;
+    if (this.backfillTimer) clearTimeout(this.backfillTimer);
+    this.backfillTimer = null;
+    if (this.pending) this.show(this.pending);
+  }
   private ingestMs = 0;
 
   private render(): void {
@@ -227,6 +238,10 @@ class LiveStore {
         this.setCatalogue(normaliseCatalogue(h.catalogue ?? h.collectors));
         this.backfilled = 0;
         this.keysVersionHint++;
+        // The hello says how many backfill ticks follow: they are drawn together, once all are in.
+        this.awaitingBackfill = typeof h.backfill === "number" && h.backfill > 0 ? h.backfill : 0;
+        if (this.backfillTimer) clearTimeout(this.backfillTimer);
+        this.backfillTimer = this.awaitingBackfill > 0 ? setTimeout(() => this.endBackfill(), 3000) : null;
         if (this.subscribed) this.conn?.send({ type: "subscribe", collectors: this.subscribed });
         return;
       }
@@ -239,6 +254,12 @@ class LiveStore {
         const s = asSnapshot(m);
         if (!s) return;
         const t0 = performance.now();
+        if (this.awaitingBackfill > 0) {
+          this.ingest(s);
+          this.pending = s;
+          if (--this.awaitingBackfill === 0) this.endBackfill();
+          return;
+        }
         this.stats.received++;
         if (this.ingest(s)) this.show(s);
         this.ingestMs += performance.now() - t0;

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from perfpulse.procfs import ParseError
-from perfpulse.procfs.files import read_attr, read_optional
+from perfpulse.procfs.files import read_attr, read_optional, tree_id
 from perfpulse.procfs.sysfs import parse_int, parse_line, parse_word
 
 _RESCAN_SENSORS_S = 60.0
@@ -25,14 +25,15 @@ class Sensors:
         self._clock = clock
         self._sensors: list[tuple[str, str, Path]] = []
         self._sensors_at = float("-inf")
-        self._sensors_root: Path | None = None
+        self._sensors_root: object = None
 
     def read(self, sys_root: Path) -> dict[str, Any]:
         """Every sensor in degrees Celsius, or why there are none."""
         now = self._clock()
-        if self._sensors_root != sys_root or now - self._sensors_at > _RESCAN_SENSORS_S:
+        key = tree_id(sys_root)
+        if self._sensors_root != key or now - self._sensors_at > _RESCAN_SENSORS_S:
             self._sensors = _discover_sensors(sys_root)
-            self._sensors_at, self._sensors_root = now, sys_root
+            self._sensors_at, self._sensors_root = now, key
         if not self._sensors:
             return {
                 "available": False,

@@ -18,6 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from perfpulse.perf.counting import Counters
+from perfpulse.perf.events import parse_event
+from perfpulse.perf.pmu import discover_pmus
+
 #: (description, PMU name pattern, read event, write event), in order of preference. One family is used.
 FAMILIES = (
     ("Intel server IMC", re.compile(r"^uncore_imc_\d+$"), "cas_count_read", "cas_count_write"),
@@ -51,10 +55,6 @@ class DramCounters:
 
     def open(self) -> str | None:
         """None when counting started, else why DRAM bandwidth is unavailable here."""
-        from perfpulse.perf.counting import Counters, CountingError
-        from perfpulse.perf.events import parse_event
-        from perfpulse.perf.pmu import discover_pmus
-
         pmus = discover_pmus(self.sys_root)
         specs = []
         for family, pattern, read_ev, write_ev in FAMILIES:
@@ -70,7 +70,10 @@ class DramCounters:
                 continue
             for box in boxes:
                 for direction, ev in (("read", read_ev), ("write", write_ev)):
-                    spec = parse_event(f"{box.name}/{ev}/", pmus)
+                    try:
+                        spec = parse_event(f"{box.name}/{ev}/", pmus)
+                    except ValueError as exc:  # sysfs terms this kernel's format files do not define
+                        return f"{box.name}/{ev}/ cannot be encoded: {exc}"
                     unit_bytes = UNIT_BYTES.get(spec.unit or "")
                     if unit_bytes is None:
                         return (
@@ -92,7 +95,7 @@ class DramCounters:
             counters = Counters.system_wide(
                 specs, syscalls=self.syscalls, pmus=pmus, sysfs_root=self.sys_root
             )
-        except CountingError as exc:
+        except OSError as exc:  # CountingError (every event refused) and read failures at open
             return f"the memory-controller events could not be opened: {exc}"
         self.failed = {name: err.reason for name, err in counters.failed.items()}
         self.counters = counters

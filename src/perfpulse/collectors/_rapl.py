@@ -13,11 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from perfpulse.perf.counting import Counters
+from perfpulse.perf.events import parse_event
+from perfpulse.perf.pmu import discover_pmus
+
 #: perf event name -> domain label (the perf names, shared with the powercap zones below).
 PERF_DOMAINS = {"energy-pkg": "pkg", "energy-cores": "cores", "energy-ram": "ram", "energy-psys": "psys"}
 PERF_DOMAINS["energy-gpu"] = "gpu"
 #: powercap zone ``name`` -> domain label (drivers/powercap/intel_rapl_common.c ``rapl_domain_names``).
 POWERCAP_DOMAINS = {"core": "cores", "uncore": "gpu", "dram": "ram", "psys": "psys"}
+#: No RAPL domain draws more than this; a larger rate is a glitch (reset, swapped fixture), never shown.
+MAX_WATTS = 20_000.0
 _ZONE_RE = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")
 Key = tuple[str, str]  # (domain, package)
 
@@ -30,7 +36,7 @@ class PowercapSource:
     def __init__(self, sys_root: Callable[[], Path]) -> None:
         self._sys_root = sys_root  # read at every tick: a test may move the collector to a later tree
         self.zones: dict[Key, tuple[str, int | None]] = {}
-        self._last: dict[Key, int] = {}
+        self._last: dict[Key, tuple[int, float]] = {}  # key -> (energy_uj, time read)
         self._total_uj: dict[Key, int] = {}
 
     @property
@@ -71,7 +77,7 @@ class PowercapSource:
         self.zones = {k: found[k] for k in readable}
         return None
 
-    def read(self) -> dict[Key, float | None]:
+    def read(self, now: float) -> dict[Key, float | None]:
         out: dict[Key, float | None] = {}
         base = self.base
         for key, (zone, max_range) in self.zones.items():
@@ -80,12 +86,15 @@ class PowercapSource:
                 out[key] = None
                 continue
             prev = self._last.get(key)
-            self._last[key] = value
+            self._last[key] = (value, now)
             total = self._total_uj.get(key, 0)
             if prev is not None:
-                delta = value - prev
+                delta = value - prev[0]
                 if delta < 0 and max_range:
                     delta += max_range  # the counter wrapped once (at >= 1 s ticks it cannot wrap twice)
+                seconds = now - prev[1]
+                if delta > 0 and (seconds <= 0 or delta / 1e6 / seconds > MAX_WATTS):
+                    delta = 0  # a reset, not a wrap (firmware, resume): that interval adds nothing
                 total += max(delta, 0)
             self._total_uj[key] = total
             out[key] = total / 1e6
@@ -117,10 +126,6 @@ class PerfSource:
         self.failed: dict[str, str] = {}
 
     def discover(self) -> str | None:
-        from perfpulse.perf.counting import Counters, CountingError
-        from perfpulse.perf.events import parse_event
-        from perfpulse.perf.pmu import discover_pmus
-
         pmus = discover_pmus(self.sys_root)
         power = pmus.get("power")
         if power is None:
@@ -128,7 +133,11 @@ class PerfSource:
         specs = []
         for event, domain in PERF_DOMAINS.items():
             if event in power.events:
-                spec = parse_event(f"power/{event}/", pmus)
+                try:
+                    spec = parse_event(f"power/{event}/", pmus)
+                except ValueError as exc:  # sysfs terms the PMU's format files do not define
+                    self.failed[f"power/{event}/"] = str(exc)
+                    continue
                 specs.append(spec)
                 self.domains[spec.name] = domain
                 self.scales[spec.name] = spec.scale
@@ -138,16 +147,16 @@ class PerfSource:
             counters = Counters.system_wide(
                 specs, syscalls=self.syscalls, pmus=pmus, sysfs_root=self.sys_root
             )
-        except CountingError as exc:
+        except OSError as exc:  # CountingError (every event refused) and read failures at open
             return f"the power PMU's events could not be opened: {exc}"
-        self.failed = {name: err.reason for name, err in counters.failed.items()}
+        self.failed.update({name: err.reason for name, err in counters.failed.items()})
         self.counters = counters
         for cpu in power.cpumask or (0,):
             pkg = read_int(self.sys_root / f"devices/system/cpu/cpu{cpu}/topology/physical_package_id")
             self.packages[cpu] = str(pkg if pkg is not None else len(self.packages))
         return None
 
-    def read(self) -> dict[Key, float | None]:
+    def read(self, now: float) -> dict[Key, float | None]:
         out: dict[Key, float | None] = {}
         reading = self.counters.read()
         for event, domain in self.domains.items():

@@ -17,7 +17,7 @@ from perfpulse.collectors.base import BaseCollector, Roots, register, run_blocki
 from perfpulse.model import MetricSpec
 from perfpulse.procfs import ParseError
 from perfpulse.procfs.cpuinfo import parse_cpuinfo_mhz
-from perfpulse.procfs.files import read, read_optional
+from perfpulse.procfs.files import read, read_optional, why
 from perfpulse.procfs.loadavg import parse_loadavg
 from perfpulse.procfs.stat import CPU_MODES, CpuTimes, parse_stat
 from perfpulse.procfs.sysfs import parse_int
@@ -86,13 +86,15 @@ class CpuCollector(BaseCollector):
         enabled: bool = True,
         timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        clk_tck: int | None = None,
     ) -> None:
         super().__init__(roots=roots, enabled=enabled, timeout=timeout)
         self._clock = clock
         self._tracker = CounterTracker(clock=clock, boot_id=lambda: read_boot_id(str(self.roots.proc)))
         self._sensors = Sensors(clock)
         self._prev: _Rows = {}
-        self._user_hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        # USER_HZ, the unit of /proc/stat; a fixture tree from another machine may pass its own.
+        self._user_hz = clk_tck or os.sysconf("SC_CLK_TCK")
 
     def unavailable_reason(self) -> str | None:
         if not os.access(self.roots.proc / "stat", os.R_OK):
@@ -107,7 +109,7 @@ class CpuCollector(BaseCollector):
         try:
             st = parse_stat(read(proc / "stat"))
         except (OSError, ParseError) as exc:
-            return unavailable(f"cannot read {proc / 'stat'}: {exc}", "check that /proc is mounted")
+            return unavailable(f"cannot read {proc / 'stat'}: {why(exc)}", "check that /proc is mounted")
         tr = self._tracker
         out: dict[str, Any] = {"available": True, "count": len(st.per_cpu) or None}
         freqs = self._frequencies(sorted(st.per_cpu))

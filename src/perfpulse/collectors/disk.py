@@ -28,7 +28,7 @@ from perfpulse.collectors.base import BaseCollector, Roots, register, run_blocki
 from perfpulse.model import MetricSpec
 from perfpulse.procfs import ParseError
 from perfpulse.procfs.diskstats import SECTOR_BYTES, DiskStat, parse_diskstats
-from perfpulse.procfs.files import read, read_attr
+from perfpulse.procfs.files import read, read_attr, tree_id, why
 from perfpulse.procfs.sysfs import parse_int, parse_word
 from perfpulse.rates import CounterTracker, read_boot_id
 
@@ -100,7 +100,7 @@ class DiskCollector(BaseCollector):
         self.statvfs = BoundedStatvfs(statvfs, deadline=statvfs_deadline)
         self.host_root = Path(host_root)
         self._topo: dict[str, dict[str, Any]] = {}
-        self._topo_key: tuple[Path, frozenset[str]] | None = None
+        self._topo_key: tuple[object, frozenset[str]] | None = None
         self._topo_at = float("-inf")
 
     def unavailable_reason(self) -> str | None:
@@ -122,13 +122,14 @@ class DiskCollector(BaseCollector):
         try:
             stats = parse_diskstats(read(path))
         except (OSError, ParseError) as exc:
-            return unavailable(f"cannot read {path}: {exc}", self.hint())
+            return unavailable(f"cannot read {path}: {why(exc)}", self.hint())
         topo = self._topology(stats)
         devices: dict[str, Any] = {}
-        total = dict.fromkeys(
-            ("read_bytes_per_second", "write_bytes_per_second", "reads_per_second", "writes_per_second"), 0.0
+        # A disk seen for the first time (hot-plugged) has no rate yet and adds nothing to this interval's
+        # total; the total is unknown only while no disk has a rate (the first tick, or a reset of all).
+        total: dict[str, float | None] = dict.fromkeys(
+            ("read_bytes_per_second", "write_bytes_per_second", "reads_per_second", "writes_per_second")
         )
-        complete = True
         with self._tracker.tick():
             for name, st in stats.items():
                 info = topo.get(name)
@@ -137,14 +138,14 @@ class DiskCollector(BaseCollector):
                 dev = {**info, **self._rates(name, st)}
                 devices[name] = dev
                 if info["kind"] == "whole":
-                    for k in total:
-                        complete = complete and dev[k] is not None
-                        total[k] += dev[k] or 0.0
+                    for k, t in total.items():
+                        if dev[k] is not None:
+                            total[k] = dev[k] + (t or 0.0)
         return {
             "available": True,
             "devices": devices,
             "info": {n: {d["kind"]: 1} for n, d in devices.items()},
-            "total": total if complete else dict.fromkeys(total),
+            "total": total,
             "filesystems": filesystem_usage(real_mounts(self.roots.proc), self.host_root, self.statvfs),
         }
 
@@ -173,7 +174,7 @@ class DiskCollector(BaseCollector):
 
     def _topology(self, stats: Mapping[str, DiskStat]) -> dict[str, dict[str, Any]]:
         """Kind, size, dm name and parents per device; re-read when the device set changes, or each minute."""
-        key = (self.roots.sys, frozenset(stats))
+        key = (tree_id(self.roots.sys), frozenset(stats))
         now = self._clock()
         if key == self._topo_key and now - self._topo_at < _TOPOLOGY_TTL_S:
             return self._topo

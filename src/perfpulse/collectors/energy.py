@@ -20,13 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from perfpulse.collectors._rapl import Key, PerfSource, PowercapSource
+from perfpulse.collectors._rapl import MAX_WATTS, Key, PerfSource, PowercapSource
 from perfpulse.collectors.base import BaseCollector, Roots, register, run_blocking, unavailable
 from perfpulse.model import MetricSpec
 from perfpulse.rates import CounterTracker
 
-#: No RAPL domain draws more than this; a larger rate is a glitch (reset, swapped fixture), never shown.
-MAX_WATTS = 20_000.0
 #: How long an unavailable source is believed before sysfs is searched again.
 RETRY_SECONDS = 60.0
 NO_RAPL_HINT = (
@@ -125,7 +123,7 @@ class EnergyCollector(BaseCollector):
                 self._retry_at = now + RETRY_SECONDS
                 return unavailable("; ".join(self._why_not), NO_RAPL_HINT)
         with self._tracker.tick(now):
-            values = self._source.read()
+            values = self._source.read(now)
             per_key = {key: self._account(key, value, now) for key, value in values.items()}
         domains: dict[str, dict[str, Any]] = {}
         packages: dict[str, dict[str, Any]] = {}

@@ -194,7 +194,15 @@ class GpuCollector(BaseCollector):
                 return None
 
         util = get("nvmlDeviceGetUtilizationRates")
-        mem = get("nvmlDeviceGetMemoryInfo")
+        mem = None
+        v2 = getattr(nv, "nvmlMemory_v2", None)
+        if v2 is not None:  # v2 (driver 510+) leaves out driver-reserved memory, as nvidia-smi does
+            try:
+                mem = nv.nvmlDeviceGetMemoryInfo(h, version=v2)
+            except nv.NVMLError:  # an older driver without nvmlDeviceGetMemoryInfo_v2
+                mem = None
+        if mem is None:
+            mem = get("nvmlDeviceGetMemoryInfo")
         power_mw = get("nvmlDeviceGetPowerUsage")
         energy_mj = get("nvmlDeviceGetTotalEnergyConsumption")
         sm = get("nvmlDeviceGetClockInfo", nv.NVML_CLOCK_SM)

@@ -1,6 +1,6 @@
 """Memory: RAM and swap occupancy from /proc/meminfo, swap traffic and page faults from /proc/vmstat.
 
-"used" is ``MemTotal - MemAvailable`` (what procps ``free`` prints since 4.0): memory that cannot be
+"used" is ``MemTotal - MemAvailable`` (what ``free`` of procps-ng 4.0.2 prints): memory that cannot be
 reclaimed without swapping. "cached" is ``Cached + SReclaimable`` like ``free``'s buff/cache column minus
 buffers. ``MemAvailable`` exists since 3.14; on older kernels "available" falls back to free + buffers +
 cached, an optimistic estimate.
@@ -16,11 +16,12 @@ from typing import Any
 from perfpulse.collectors.base import BaseCollector, Roots, register, run_blocking, unavailable
 from perfpulse.model import MetricSpec
 from perfpulse.procfs import ParseError
-from perfpulse.procfs.files import read
+from perfpulse.procfs.files import read, why
 from perfpulse.procfs.keyvalue import parse_meminfo, parse_vmstat
 from perfpulse.rates import CounterTracker, read_boot_id
 
-#: Page size for vmstat's page counters (pswpin, pswpout): this machine's, as fixture trees carry none.
+#: Page size for vmstat's page counters (pswpin, pswpout): this machine's unless the constructor is given
+#: the page size of the machine a fixture tree comes from.
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 _MAX_FAULTS_PER_S = 1e10
 _MAX_SWAP_BYTES_PER_S = 1e12
@@ -86,9 +87,11 @@ class MemoryCollector(BaseCollector):
         enabled: bool = True,
         timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        page_size: int | None = None,
     ) -> None:
         super().__init__(roots=roots, enabled=enabled, timeout=timeout)
         self._tracker = CounterTracker(clock=clock, boot_id=lambda: read_boot_id(str(self.roots.proc)))
+        self._page = page_size or PAGE_BYTES
 
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self._collect)
@@ -98,7 +101,7 @@ class MemoryCollector(BaseCollector):
         try:
             mi = parse_meminfo(read(path))
         except (OSError, ParseError) as exc:
-            return unavailable(f"cannot read {path}: {exc}", "check that /proc is mounted")
+            return unavailable(f"cannot read {path}: {why(exc)}", "check that /proc is mounted")
         try:
             vm: dict[str, int] | None = parse_vmstat(read(self.roots.proc / "vmstat"))
         except (OSError, ParseError):
@@ -146,7 +149,7 @@ class MemoryCollector(BaseCollector):
             if vm is not None:
                 for key, field in (("in_bytes_per_second", "pswpin"), ("out_bytes_per_second", "pswpout")):
                     if field in vm:
-                        rate = tr.per_second(field, vm[field] * PAGE_BYTES, limit=_MAX_SWAP_BYTES_PER_S)
+                        rate = tr.per_second(field, vm[field] * self._page, limit=_MAX_SWAP_BYTES_PER_S)
                         swap[key] = rate
                 major = vm.get("pgmajfault")
                 if "pgfault" in vm and major is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from perfpulse.collectors.base import BaseCollector, Roots, register, run_blocking, unavailable
 from perfpulse.model import MetricSpec
 from perfpulse.procfs import ParseError
-from perfpulse.procfs.files import read, read_attr, read_optional
+from perfpulse.procfs.files import read, read_attr, read_optional, tree_id, why
 from perfpulse.procfs.inet_diag import parse_tcp_dump, tcp_dump_request
 from perfpulse.procfs.net import TCP_STATES, parse_net_dev, parse_tcp_states
 from perfpulse.procfs.sysfs import parse_hex, parse_int, parse_word
@@ -73,13 +73,18 @@ class NetworkCollector(BaseCollector):
         enabled: bool = True,
         timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tcp_interval: float = 5.0,
     ) -> None:
         super().__init__(roots=roots, enabled=enabled, timeout=timeout)
         self._tracker = CounterTracker(clock=clock, boot_id=lambda: read_boot_id(str(self.roots.proc)))
         self._clock = clock
         self._kind_of: dict[str, str] = {}
-        self._kinds_key: tuple[Path, frozenset[str]] | None = None
+        self._kinds_key: tuple[object, frozenset[str]] | None = None
         self._kinds_at = float("-inf")
+        self.tcp_interval = tcp_interval
+        self._tcp_last: dict[str, int] | None = None
+        self._tcp_key: object = None
+        self._tcp_at = float("-inf")
 
     def unavailable_reason(self) -> str | None:
         if not os.access(self.roots.proc / "net/dev", os.R_OK):
@@ -94,9 +99,11 @@ class NetworkCollector(BaseCollector):
         try:
             devs = parse_net_dev(read(path))
         except (OSError, ParseError) as exc:
-            return unavailable(f"cannot read {path}: {exc}", "check that /proc is mounted")
+            return unavailable(f"cannot read {path}: {why(exc)}", "check that /proc is mounted")
         interfaces: dict[str, Any] = {}
-        total: dict[str, float | None] = {f"{k}_per_second": 0.0 for k, _, _ in _COUNTERS}
+        # An interface seen for the first time (a new container's veth) has no rate yet and adds nothing to
+        # this interval's total; the total is unknown only while no interface has a rate.
+        total: dict[str, float | None] = {f"{k}_per_second": None for k, _, _ in _COUNTERS}
         tr = self._tracker
         with tr.tick():
             kinds = self._kinds(devs)
@@ -106,9 +113,8 @@ class NetworkCollector(BaseCollector):
                     limit = _MAX_BYTES_PER_S if unit == "bytes_per_second" else _MAX_PACKETS_PER_S
                     rate = tr.per_second((name, key), getattr(st, key), limit=limit)
                     iface[f"{key}_per_second"] = rate
-                    if iface["kind"] != "loopback":
-                        t = total[f"{key}_per_second"]
-                        total[f"{key}_per_second"] = None if t is None or rate is None else t + rate
+                    if iface["kind"] != "loopback" and rate is not None:
+                        total[f"{key}_per_second"] = rate + (total[f"{key}_per_second"] or 0.0)
                 interfaces[name] = iface
         return {
             "available": True,
@@ -120,7 +126,7 @@ class NetworkCollector(BaseCollector):
 
     def _kinds(self, devs: Mapping[str, object]) -> dict[str, str]:
         """Interface kinds change only when interfaces come and go: looked up again then, or each minute."""
-        key = (self.roots.sys, frozenset(devs))
+        key = (tree_id(self.roots.sys), frozenset(devs))
         now = self._clock()
         if key != self._kinds_key or now - self._kinds_at > _KINDS_TTL_S:
             self._kind_of = {n: _kind(f"{self.roots.sys}/class/net/{n}") for n in devs}
@@ -128,6 +134,16 @@ class NetworkCollector(BaseCollector):
         return self._kind_of
 
     def _tcp(self) -> dict[str, int] | None:
+        """Sockets by state, refreshed every ``tcp_interval`` seconds: counting walks the kernel's whole
+        connection hash (0.5-1 ms here), and a per-state census is not worth that every second."""
+        now = self._clock()
+        key = tree_id(self.roots.proc)
+        if key == self._tcp_key and now - self._tcp_at < self.tcp_interval:
+            return self._tcp_last
+        self._tcp_last, self._tcp_key, self._tcp_at = self._count_tcp(), key, now
+        return self._tcp_last
+
+    def _count_tcp(self) -> dict[str, int] | None:
         if self.roots.proc == _REAL_PROC:
             try:
                 return _tcp_by_netlink()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from perfpulse.collectors.base import BaseCollector, register, run_blocking, unavailable
-from perfpulse.model import MetricSpec
+from perfpulse.model import Kind, MetricSpec
 
 EventGroups = tuple[tuple[str, ...], ...]
 
@@ -161,68 +161,30 @@ _DERIVED_SPECS = (
     ("clock", "cpu_clock_seconds_per_second", "seconds_per_second", "CPU time counted per second"),
 )
 
+# (name stem, data key, unit, kind, description) of the per-event series, machine-wide and per CPU.
+_EVENT_SPECS: tuple[tuple[str, str, str, Kind, str], ...] = (
+    ("count_total", "total", "count", "counter", "Scaled count since the counters were opened"),
+    ("delta_count", "delta", "count", "gauge", "Scaled count in the interval"),
+    ("rate_per_second", "rate", "per_second", "gauge", "Scaled count per second"),
+    ("running_ratio", "running_ratio", "ratio", "gauge", "Time running / time enabled (multiplexing)"),
+)
+
 CATALOGUE: tuple[MetricSpec, ...] = (
-    MetricSpec("perf_interval_seconds", "seconds", "gauge", "Length of the interval", "interval_seconds", ()),
-    MetricSpec(
-        "perf_event_count_total", "count", "counter", "Scaled count since open", "events.*.total", ("event",)
-    ),
-    MetricSpec(
-        "perf_event_delta_count",
-        "count",
-        "gauge",
-        "Scaled count in the interval",
-        "events.*.delta",
-        ("event",),
-    ),
-    MetricSpec(
-        "perf_event_rate_per_second",
-        "per_second",
-        "gauge",
-        "Scaled count per second",
-        "events.*.rate",
-        ("event",),
-    ),
-    MetricSpec(
-        "perf_event_running_ratio",
-        "ratio",
-        "gauge",
-        "Time running / time enabled (multiplexing)",
-        "events.*.running_ratio",
-        ("event",),
-    ),
-    MetricSpec(
-        "perf_event_cpu_delta_count",
-        "count",
-        "gauge",
-        "Scaled count in the interval on one CPU",
-        "events.*.per_cpu.*.delta",
-        ("event", "cpu"),
-    ),
-    MetricSpec(
-        "perf_event_cpu_rate_per_second",
-        "per_second",
-        "gauge",
-        "Scaled count per second on one CPU",
-        "events.*.per_cpu.*.rate",
-        ("event", "cpu"),
-    ),
-    MetricSpec(
-        "perf_event_cpu_running_ratio",
-        "ratio",
-        "gauge",
-        "Time running / time enabled on one CPU",
-        "events.*.per_cpu.*.running_ratio",
-        ("event", "cpu"),
-    ),
+    MetricSpec("perf_interval_seconds", "seconds", "gauge", "Length of the interval", "interval_seconds"),
     *(
-        MetricSpec(f"perf_{stem}_{unit}", unit, "gauge", d, f"derived.{key}", ())
-        for stem, key, unit, d in _DERIVED_SPECS
+        MetricSpec(f"perf_event_{s}", u, k, d, f"events.*.{key}", ("event",))
+        for s, key, u, k, d in _EVENT_SPECS
     ),
     *(
         MetricSpec(
-            f"perf_cpu_{stem}_{unit}", unit, "gauge", f"{d}, one CPU", f"derived_per_cpu.*.{key}", ("cpu",)
+            f"perf_event_cpu_{s}", u, k, f"{d}, one CPU", f"events.*.per_cpu.*.{key}", ("event", "cpu")
         )
-        for stem, key, unit, d in _DERIVED_SPECS
+        for s, key, u, k, d in _EVENT_SPECS[1:]  # totals are kept machine-wide only
+    ),
+    *(MetricSpec(f"perf_{stem}_{u}", u, "gauge", d, f"derived.{key}") for stem, key, u, d in _DERIVED_SPECS),
+    *(
+        MetricSpec(f"perf_cpu_{stem}_{u}", u, "gauge", f"{d}, one CPU", f"derived_per_cpu.*.{key}", ("cpu",))
+        for stem, key, u, d in _DERIVED_SPECS
     ),
 )
 
@@ -262,7 +224,14 @@ class PerfEventsCollector(BaseCollector):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.groups: EventGroups = DEFAULT_EVENTS if events is None else plan_groups(events)
+        configured = None if events is None else [e if isinstance(e, str) else tuple(e) for e in events]
+        self.groups: EventGroups = DEFAULT_EVENTS if configured is None else plan_groups(configured)
+        #: The event names as configured (None: the default set), for settings views.
+        self.chosen_events: list[str] | None = (
+            None
+            if configured is None
+            else [n for e in configured for n in ((e,) if isinstance(e, str) else e)]
+        )
         self.settle = settle
         self._syscalls = syscalls
         self._sysfs = sysfs_root if sysfs_root is not None else self.roots.sys

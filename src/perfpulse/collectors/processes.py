@@ -37,6 +37,9 @@ from perfpulse.rates import CounterTracker, read_boot_id
 _BASE_STATES = ("running", "sleeping", "disk_sleep", "stopped", "zombie", "idle")
 
 
+_NO_PIDS = "{proc} lists no /proc/<pid> directories: not a procfs, or one without processes"
+
+
 def _read(path: str, size: int = 4096) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -95,9 +98,13 @@ class ProcessesCollector(BaseCollector):
         return str(self.roots.proc)
 
     def unavailable_reason(self) -> str | None:
-        if not os.path.isdir(self._proc):
+        try:
+            with os.scandir(self._proc) as it:
+                if any(e.name.isascii() and e.name.isdigit() for e in it):
+                    return None
+        except OSError:
             return f"{self._proc} does not exist (procfs not mounted?)"
-        return None
+        return _NO_PIDS.format(proc=self._proc)
 
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self.collect_sync)
@@ -137,6 +144,8 @@ class ProcessesCollector(BaseCollector):
                     threads += st.num_threads
                     ticks = per_second((st.pid, st.starttime), st.utime + st.stime)
                     rows.append((-1.0 if ticks is None else ticks * 100.0 / tck, st.rss, st))
+        if not rows and not vanished and not malformed:
+            return unavailable(_NO_PIDS.format(proc=proc))
         top_cpu = [r for r in heapq.nlargest(self.top_n, rows, key=lambda r: r[0]) if r[0] >= 0.0]
         top_mem = heapq.nlargest(self.top_n, rows, key=lambda r: r[1])
         cmdlines: dict[str, str | None] = {}

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--interval", type=float, help="seconds between samples (0.1-60, default 1)")
     p.add_argument("--config", type=Path, help="TOML settings file (default $PERFPULSE_CONFIG)")
     p.add_argument("--data-dir", type=Path, help="where the database and state live")
+    p.add_argument(
+        "--database", help="history database: postgresql://user@host/db (default: SQLite in the data dir)"
+    )
     p.add_argument("--collectors", help="comma-separated collectors to enable (default all)")
     p.add_argument("--perf-events", help="comma-separated perf events to count")
     p.add_argument("--top-n", type=int, help="processes in the top-processes table")
@@ -52,6 +55,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "port",
         "interval",
         "data_dir",
+        "database",
         "collectors",
         "perf_events",
         "top_n",
@@ -109,6 +113,13 @@ def uvicorn_config(settings: Settings, app: Any, *, log_level: str = "info") -> 
     )
 
 
+def open_history(settings: Settings) -> Any:
+    """The history store and its writer (SQLite in the data directory unless a database URL is given)."""
+    from perfpulse.storage.history import History
+
+    return History.open(settings.database, data_dir=settings.data_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, **_overrides(args))
@@ -129,7 +140,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
     pinned = [k for k in LIVE_OPTIONS if getattr(args, k, None) is not None]
     try:
-        app = create_app(settings, pinned=pinned)
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = open_history(settings)
+    except Exception as exc:  # the history database is optional for the live view: say why, go on
+        print(f"perfpulse serve: history disabled: {exc}", file=sys.stderr)
+        store = None
+    try:
+        app = create_app(settings, store=store, pinned=pinned)
     except (OSError, ValueError) as exc:
         print(f"perfpulse serve: cannot start: {exc}", file=sys.stderr)
         return 1

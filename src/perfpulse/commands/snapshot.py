@@ -191,3 +191,36 @@ def write_human(
         width = min(max(len(k) for k, _ in rows), 70)
         for key, value in rows:
             out.write(f"  {key:<{width}}  {value}\n")
+        for key, value in data.items():
+            if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+                write_table(key, value, out, limit=None if show_all else TABLE_ROWS)
+
+
+#: Rows shown of a table (top processes, ...) in the human output.
+TABLE_ROWS = 5
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if column.endswith("_bytes_per_second"):
+            return f"{_bytes(value)}/s"
+        return f"{value:.1f}"
+    if isinstance(value, int) and column.endswith("_bytes"):
+        return _bytes(value)
+    return str(value)
+
+
+def write_table(title: str, rows: list[dict[str, Any]], out: TextIO, *, limit: int | None) -> None:
+    """A list of records (top processes by CPU, ...) as an aligned table of its scalar columns."""
+    columns = [c for c, v in rows[0].items() if isinstance(v, str | int | float) or v is None]
+    shown = rows if limit is None else rows[:limit]
+    cells = [[_cell(c, r.get(c)) for c in columns] for r in shown]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    out.write(f"  {title}:\n")
+    out.write("    " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
+    for row in cells:
+        out.write("    " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    if len(shown) < len(rows):
+        out.write(f"    ... {len(rows) - len(shown)} more (--all)\n")

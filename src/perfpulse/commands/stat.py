@@ -41,8 +41,6 @@ DEFAULT_EVENTS = (
     "branch-misses",
 )
 _CLOCKS = ("task-clock", "cpu-clock")
-#: Errors that counting user space only (``:u``) can get around.
-_PRIVILEGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 #: Errors after which there is nothing sensible to count or run.
 _FATAL_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EMFILE, errno.ESRCH})
 _PERCENT_METRICS: dict[str, tuple[str, str]] = {
@@ -275,7 +273,10 @@ class Child:
             try:
                 os.close(self._go_w)
                 os.close(self._err_r)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec, so
+                # `perfpulse stat -- yes | head` would never end. Give the command the defaults back.
+                for sig in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
+                    signal.signal(sig, signal.SIG_DFL)
                 if os.read(go_r, 1) != b"\x01":
                     os._exit(127)
                 os.close(go_r)
@@ -617,7 +618,7 @@ class _Run:
             start = time.monotonic()
             if child is not None:
                 child.release()
-            watched = child.pid if child is not None else (scope.pids[0] if scope.kind == "pid" else None)
+            watched = child.pid if child is not None else (args.pid[0] if args.pid else None)
             self.wait(opened=opened, before=before, start=start, signals=signals, child=child, pid=watched)
             status = child.wait() if child is not None else 0
             elapsed = time.monotonic() - start
@@ -784,6 +785,8 @@ def run(args: argparse.Namespace) -> int:
     except StatError as exc:
         print(f"perfpulse stat: {exc}", file=sys.stderr)
         return exc.status
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the CLI treats that as a normal end
     except OSError as exc:
         print(f"perfpulse stat: {exc}", file=sys.stderr)
         return 1

@@ -59,36 +59,34 @@ def metric_families(snapshot: Snapshot, collectors: Collectors) -> Iterator[Metr
     """The Snapshot as metric families, in catalogue order, collectors in Snapshot order."""
     known = _by_name(collectors)
     families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
-    seen: dict[str, set[tuple[str, ...]]] = {}
     owner: dict[str, str] = {}
     for cname in snapshot.meta:
         collector = known.get(cname)
         data: Mapping[str, Any] = snapshot.data.get(cname, {})
         if collector is None or not data:
             continue
-        specs = {s.name: s for s in collector.catalogue}
+        # metric name -> (family, label values already emitted) for the specs this collector owns.
+        targets: dict[str, tuple[GaugeMetricFamily | CounterMetricFamily, set[tuple[str, ...]]]] = {}
         for spec in collector.catalogue:
             base = _base_name(spec)
-            if base in owner and owner[base] != f"{cname}.{spec.name}":
+            who = f"{cname}.{spec.name}"
+            if owner.setdefault(base, who) != who:
                 # Two catalogue entries mapping to one family (a gauge `x` and a counter `x_total`, or two
                 # collectors declaring one name) would give an exposition Prometheus rejects.
                 log.warning("metric %s of %s clashes with %s; skipped", spec.name, cname, owner[base])
                 continue
-            owner[base] = f"{cname}.{spec.name}"
-            families.setdefault(base, _family(spec))
-            seen.setdefault(base, set())
+            fam = families.setdefault(base, _family(spec))
+            targets[spec.name] = (fam, set())
         for sample in collector.samples(data):
-            found = specs.get(sample.name)
-            if found is None:
+            target = targets.get(sample.name)
+            if target is None:
                 continue
-            base = _base_name(found)
-            if owner.get(base) != f"{cname}.{found.name}":
-                continue
+            fam, seen = target
             values = tuple(v for _, v in sample.labels)
-            if values in seen[base]:
+            if values in seen:
                 continue  # a duplicate series would make the whole scrape invalid
-            seen[base].add(values)
-            families[base].add_metric(list(values), sample.value)
+            seen.add(values)
+            fam.add_metric(list(values), sample.value)
 
     duration = GaugeMetricFamily(
         PREFIX + "collector_duration_seconds",

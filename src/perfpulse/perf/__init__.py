@@ -17,16 +17,18 @@ from perfpulse.perf.counting import (
     Scaled,
     Syscalls,
 )
-from perfpulse.perf.events import EventSpec, UnknownEventError, parse_event, resolve_events
+from perfpulse.perf.events import EventSpec, EventSyntaxError, UnknownEventError, parse_event, resolve_events
 from perfpulse.perf.pmu import Pmu, PmuEvent, discover_pmus, parse_cpulist
-from perfpulse.perf.probe import EventResult, ProbeReport, explain, probe
+from perfpulse.perf.probe import Context, EventResult, ProbeReport, explain, probe
 
 __all__ = [
+    "Context",
     "Counters",
     "CountingError",
     "EventError",
     "EventResult",
     "EventSpec",
+    "EventSyntaxError",
     "LinuxSyscalls",
     "PerfEventAttr",
     "Pmu",

@@ -1,16 +1,17 @@
 """The kernel ABI of ``perf_event_open(2)``: the attribute struct, its constants, syscall and ioctl numbers.
 
 Everything here mirrors ``include/uapi/linux/perf_event.h`` of current kernels. The struct is written out in
-full (136 bytes, ``PERF_ATTR_SIZE_VER8``, Linux 6.3) rather than trimmed to the fields perfpulse sets, for two
-reasons: the kernel checks that bytes past the size it knows are zero, so a struct that is *shorter* than the
-caller's idea of it silently changes meaning; and a test can pin every offset against the UAPI header, which
-is how a transcription mistake gets caught before it becomes a mysterious EINVAL.
+full (136 bytes, ``PERF_ATTR_SIZE_VER8``, Linux 6.3) rather than trimmed to the fields perfpulse sets: the
+``size`` field tells the kernel which version of the struct it is reading, and an older kernel accepts a
+larger struct as long as the bytes it does not know are zero (otherwise it answers E2BIG with its own
+size, which ``counting.open_event`` handles). A full struct also lets a test pin every offset against the
+UAPI header, which is how a transcription mistake gets caught before it becomes a mysterious EINVAL.
 
-The 64-bit flag word is a C bit-field. ctypes can declare bit-fields, but their layout follows the C compiler
-only on little-endian ABIs in practice, so the word is one ``flags`` integer and every named bit is a
-property computed from a table. On big-endian machines (s390x) GCC allocates bit-fields from the most
-significant bit, which the table accounts for; that is why the positions below are the *declaration order*
-positions, not masks.
+The 64-bit flag word is a C bit-field. ctypes can declare bit-fields, but mypy cannot see them and
+ctypes' packing rules had layout fixes as late as CPython 3.14, so the word is one ``flags`` integer and
+every named bit is a property computed from a table. On big-endian machines (s390x) GCC allocates
+bit-fields from the most significant bit, which the table accounts for; that is why the positions below
+are *declaration order* positions, not masks. A test cross-checks the table against ctypes' own layout.
 
 Syscall numbers: ``perf_event_open`` has a different number on every architecture and glibc has no wrapper,
 so ``syscall_number()`` maps ``platform.machine()`` to it and refuses anything else with ``UnsupportedArch``

@@ -8,8 +8,8 @@ actually on the PMU); the estimate is ``count * enabled / running`` and ``runnin
 was never scheduled: "not counted", which is reported as ``None``, never as 0.
 
 How groups are opened (as ``perf stat`` does, see DESIGN.md): the leader with ``disabled=1``, members with
-``disabled=0``, then one ``PERF_EVENT_IOC_ENABLE`` on the leader without ``PERF_IOC_FLAG_GROUP``. On the
-6.18 kernel this was developed on, system-wide software groups opened any other way (leader enabled at
+``disabled=0``, then one ``PERF_EVENT_IOC_ENABLE`` on the leader without ``PERF_IOC_FLAG_GROUP``. Seen on
+Linux 6.18: system-wide software groups opened any other way (leader enabled at
 open; or every event disabled and a group-wide enable) left the members at 0; a test checks members.
 
 How groups are read: ``read_format = GROUP | TOTAL_TIME_ENABLED | TOTAL_TIME_RUNNING | ID``, one ``read()``
@@ -44,11 +44,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from perfpulse.perf import _abi
 from perfpulse.perf.events import EventSpec, resolve_events
-from perfpulse.perf.pmu import Pmu, online_cpus
+from perfpulse.perf.pmu import Pmu, format_cpulist, online_cpus
+
+if TYPE_CHECKING:
+    from perfpulse.perf.probe import Context
 
 GROUP_READ_FORMAT = (
     _abi.PERF_FORMAT_GROUP
@@ -153,6 +156,23 @@ def default_syscalls() -> LinuxSyscalls:
     if _default_syscalls is None:
         _default_syscalls = LinuxSyscalls()
     return _default_syscalls
+
+
+def _syscalls_or_error(syscalls: Syscalls | None) -> Syscalls:
+    """The given layer, or the real one; an unknown architecture becomes a CountingError like any other
+    reason nothing can be counted, so callers handle one exception type."""
+    if syscalls is not None:
+        return syscalls
+    try:
+        return default_syscalls()
+    except _abi.UnsupportedArch as exc:
+        err = EventError(
+            event="*",
+            errno=_errno.ENOSYS,
+            reason=exc.reason,
+            hint="perfpulse's perf layer needs the perf_event_open syscall number of this architecture",
+        )
+        raise CountingError([err]) from exc
 
 
 def open_event(  # noqa: PLR0917 (mirrors the syscall's own argument list)
@@ -361,7 +381,7 @@ class Counters:
         enable_on_exec: bool,
         syscalls: Syscalls,
         max_group_size: int,
-        context: object = None,
+        context: Context | None = None,
     ) -> None:
         self.scope = scope
         self._pid = pid
@@ -397,6 +417,7 @@ class Counters:
         sysfs_root: Path = Path("/sys"),
         max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
         enable: bool = True,
+        context: Context | None = None,
     ) -> Counters:
         """One group set per online CPU (pid=-1): everything that runs there, kernel included."""
         scope_cpus = tuple(sorted(set(cpus))) if cpus is not None else online_cpus(sysfs_root)
@@ -406,8 +427,9 @@ class Counters:
             flags=_abi.PERF_FLAG_FD_CLOEXEC,
             inherit=False,
             enable_on_exec=False,
-            syscalls=syscalls if syscalls is not None else default_syscalls(),
+            syscalls=_syscalls_or_error(syscalls),
             max_group_size=max_group_size,
+            context=context,
         )
         self._open(events, scope_cpus, pmus, sysfs_root, enable=enable, user_only_fallback=False)
         return self
@@ -425,6 +447,7 @@ class Counters:
         enable: bool = True,
         enable_on_exec: bool = False,
         user_only_fallback: bool = False,
+        context: Context | None = None,
     ) -> Counters:
         """One process (0 = this one) on any CPU; with ``inherit`` its children created after the open
         are counted too. ``enable_on_exec`` leaves the counters off until the process execs (for a
@@ -439,8 +462,9 @@ class Counters:
             flags=_abi.PERF_FLAG_FD_CLOEXEC,
             inherit=inherit,
             enable_on_exec=enable_on_exec,
-            syscalls=syscalls if syscalls is not None else default_syscalls(),
+            syscalls=_syscalls_or_error(syscalls),
             max_group_size=max_group_size,
+            context=context,
         )
         self._open(
             events,
@@ -464,6 +488,7 @@ class Counters:
         sysfs_root: Path = Path("/sys"),
         max_group_size: int = DEFAULT_MAX_GROUP_SIZE,
         enable: bool = True,
+        context: Context | None = None,
     ) -> Counters:
         """Tasks of one cgroup (its directory, v2 or the v1 perf_event hierarchy), per online CPU: the
         kernel only supports cgroup events per CPU (``PERF_FLAG_PID_CGROUP`` with cpu >= 0)."""
@@ -485,8 +510,9 @@ class Counters:
                 flags=_abi.PERF_FLAG_FD_CLOEXEC | _abi.PERF_FLAG_PID_CGROUP,
                 inherit=False,
                 enable_on_exec=False,
-                syscalls=syscalls if syscalls is not None else default_syscalls(),
+                syscalls=_syscalls_or_error(syscalls),
                 max_group_size=max_group_size,
+                context=context,
             )
             self._open(events, scope_cpus, pmus, sysfs_root, enable=enable, user_only_fallback=False)
         finally:
@@ -583,6 +609,7 @@ class Counters:
         self._sysfs_root = sysfs_root
         self._pmus = pmus
         self._user_only_fallback = user_only_fallback
+        self._input_order = [s for specs, _ in units for s in specs]
         pending = self._plan(units, scope_cpus)
         try:
             final: list[_Plan] = []
@@ -604,6 +631,18 @@ class Counters:
             needed = sum(len(p.specs) * len(p.cpus) for p in self._plan(units, scope_cpus))
             err = self._error(exc.spec, exc.exc.errno or _errno.EMFILE, exc.cpu, needed_fds=needed)
             raise CountingError([err]) from exc.exc
+        except CountingError:
+            self.close()
+            raise
+        except OSError as exc:  # a read of a freshly opened group failed: as unexpected as it gets
+            self.close()
+            err = EventError(
+                event="*",
+                errno=exc.errno or _errno.EIO,
+                reason=f"setting up the counter groups failed: {exc}",
+                hint="report this with the output of `perfpulse check --json`",
+            )
+            raise CountingError([err]) from exc
         except BaseException:
             self.close()
             raise
@@ -633,6 +672,16 @@ class Counters:
         single = self._inherit
         specs = list(plan.specs)
         opened_here: list[_Group] = []
+        if not plan.cpus:
+            for spec in specs:
+                where = f"{spec.pmu} (CPUs {format_cpulist(spec.cpus or ())})" if spec.pmu else "its PMU"
+                self.failed[spec.name] = EventError(
+                    event=spec.name,
+                    errno=_errno.ENODEV,
+                    reason=f"none of the CPUs counted here belong to {where}",
+                    hint="include that PMU's CPUs in the CPU list, or leave the CPU list out",
+                )
+            return
         for cpu_i, cpu in enumerate(plan.cpus):
             group: _Group | None = None
             for pos, spec in enumerate(list(specs)):
@@ -645,7 +694,7 @@ class Counters:
                     if group is not None and code in _SPLIT_ERRNOS and spec.is_hardware and pos > 0:
                         for g in [*opened_here, group]:
                             self._close_group(g)
-                        raise _NeedsSplit(pos) from exc
+                        raise _NeedsSplit(plan.specs.index(spec)) from exc
                     err = self._error(spec, code, cpu)
                     if cpu_i == 0:
                         specs.remove(spec)
@@ -664,7 +713,7 @@ class Counters:
         self._groups.extend(opened_here)
         for spec in specs:
             if any(spec.name in g.names for g in opened_here):
-                self._specs[spec.name] = spec
+                self._specs[spec.name] = spec.with_user_only() if spec.name in self.user_only else spec
                 self._group_of[spec.name] = index
                 self.failed.pop(spec.name, None)
 
@@ -723,8 +772,9 @@ class Counters:
         return tuple(ids)
 
     def _finish_open(self, enable: bool) -> None:
-        order = [s for p in self._plans for s in p.specs if s.name in self._specs]
-        self.events = order
+        # ``events`` keeps the caller's order (for display); grouping is in ``groups``.
+        order = [s for s in self._input_order if s.name in self._specs]
+        self.events = [self._specs[s.name] for s in order]
         self._names = tuple(s.name for s in order)
         for name in list(self.cpu_errors):
             if name not in self._specs:
@@ -733,9 +783,9 @@ class Counters:
             self.enable()
 
     def _error(self, spec: EventSpec, code: int, cpu: int, needed_fds: int | None = None) -> EventError:
-        from perfpulse.perf.probe import Context, explain
+        from perfpulse.perf.probe import Context, explain  # lazy: probe imports this module
 
-        if not isinstance(self._context, Context):
+        if self._context is None:
             self._context = Context.gather(sysfs_root=self._sysfs_root, pmus=self._pmus)
         reason, hint = explain(code, spec, self.scope, context=self._context, needed_fds=needed_fds)
         return EventError(event=spec.name, errno=code, reason=reason, hint=hint, cpu=cpu)

@@ -18,10 +18,13 @@ Accepted forms (the subset of perf's grammar a monitor needs, with perf's meanin
 - modifiers ``:u``, ``:k``, ``:h`` and combinations (or a suffix after the closing slash, ``cpu/.../u``):
   naming any of them excludes the privilege levels *not* named, exactly as perf does.
 
-On a hybrid CPU a generic hardware or cache event counts only on whichever core type the kernel picks, so
-``resolve_events`` expands it into one spec per core PMU using the extended type (``pmu.type << 32 |
-config``, Linux 5.13+), each limited to that PMU's CPUs. It also expands ``uncore_imc/...`` into every
-``uncore_imc_<n>`` instance. Unknown names raise ``UnknownEventError`` with close matches.
+On a hybrid CPU the kernel routes a generic hardware or cache event without an extended type to the PMU
+registered as ``PERF_TYPE_RAW`` (the P-cores' ``cpu_core``), so E-cores would go uncounted;
+``resolve_events`` therefore expands it into one spec per core PMU using the extended type (``pmu.type << 32 |
+config``, Linux 5.13+), each limited to that PMU's CPUs; a raw ``rNNNN`` becomes ``<core pmu>/rNNNN/``
+(raw codes differ per core type, and ``PERF_TYPE_RAW`` reaches only one of them). It also expands
+``uncore_imc/...`` into every ``uncore_imc_<n>`` instance. Unknown names raise ``UnknownEventError`` with
+close matches.
 """
 
 from __future__ import annotations
@@ -418,6 +421,10 @@ def _parse_pmu_event(text: str, pmu: Pmu, body: str, mods: str, pmus: Mapping[st
                 k, e, v = sub.partition("=")
                 set_term(k.strip(), v.strip() if e else None, f"{pmu.name}/events/{key}")
             continue
+        raw_term = _RAW_SYNTAX.match(key) if not eq and key not in pmu.formats else None
+        if raw_term is not None:  # ``cpu_core/r01c2/``: a raw code on a named PMU, as perf accepts
+            words["config"] = int(raw_term.group("hex"), 16)
+            continue
         if not eq and key not in pmu.formats and key not in CONFIG_WORDS and key != "name":
             raise UnknownEventError(
                 text,
@@ -514,7 +521,7 @@ def resolve_events(names: Iterable[str], pmus: Mapping[str, Pmu] | None = None) 
             out.append(parse_event(text, known))
             continue
         spec = parse_event(text, known)
-        if spec.type in (_abi.PERF_TYPE_HARDWARE, _abi.PERF_TYPE_HW_CACHE):
+        if spec.type in (_abi.PERF_TYPE_HARDWARE, _abi.PERF_TYPE_HW_CACHE, _abi.PERF_TYPE_RAW):
             known = known if known is not None else discover_pmus()
             cores = core_pmus(known)
             if len(cores) > 1:

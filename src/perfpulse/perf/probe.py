@@ -195,6 +195,13 @@ def explain(
     includes_kernel = spec is None or not spec.exclude_kernel
 
     if errno == _errno.EACCES:
+        if ctx.privileged:
+            return (
+                f"perf_event_open for {name} was refused although this process has CAP_PERFMON or "
+                "CAP_SYS_ADMIN: a security module (SELinux, AppArmor, kernel lockdown) denied it",
+                "check the audit log (`journalctl -k | grep -i -e avc -e lockdown`) and allow perf_event "
+                "for this program's security context",
+            )
         if cpu_wide:
             return (
                 f"{scope} counting of {name} is not permitted: it needs kernel.perf_event_paranoid <= 0 "
@@ -238,12 +245,13 @@ def explain(
             f"{_HINT_CAPS.removeprefix('or ')}",
         )
     if errno == _errno.ENOENT:
+        if spec is not None and spec.pmu is not None and spec.pmu not in ctx.pmus:
+            return (
+                f"no PMU named {spec.pmu} is registered (not in /sys/bus/event_source/devices)",
+                "load the driver for that PMU (e.g. intel_rapl_perf, intel_uncore) or pick an event "
+                "from `perfpulse check`",
+            )
         if _is_hardware(spec) or spec is None:
-            if spec is not None and spec.pmu is not None and spec.pmu not in ctx.pmus:
-                return (
-                    f"no PMU named {spec.pmu} is registered (not in /sys/bus/event_source/devices)",
-                    "load the driver for that PMU or pick an event from `perfpulse check`",
-                )
             if not ctx.core_pmus:
                 where = (
                     "; this is a virtual machine whose hypervisor exposes no virtual PMU"

@@ -59,3 +59,21 @@ def read_attr(path: Path | str, parse: Callable[[bytes], T]) -> T | None:
         return None
     finally:
         os.close(fd)
+
+
+def tree_id(path: Path | str) -> tuple[str, int, int] | None:
+    """Identity of the directory a root points at, symbolic links followed: caches keyed on it notice when a
+    root is re-pointed at another tree (fixture replays swap a symlink), at the cost of one stat()."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (str(path), st.st_dev, st.st_ino)
+
+
+def why(exc: OSError | ValueError) -> str:
+    """A short reason for a failed read: the errno text for OSError (the path is already in the message
+    the caller builds), the parser's own sentence otherwise."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

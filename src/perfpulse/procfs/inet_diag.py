@@ -1,9 +1,9 @@
-"""sock_diag netlink messages (include/uapi/linux/inet_diag.h, Documentation/networking: sock_diag(7)).
+"""sock_diag netlink messages (include/uapi/linux/inet_diag.h, sock_diag(7)).
 
-Counting TCP sockets by state through /proc/net/tcp walks the whole established hash once per read and
-formats a text line per socket: about 1.7 ms per file on an idle 24 GiB machine, so 3.4 ms a tick for
-IPv4 and IPv6. A sock_diag dump answers the same question in binary for about an eighth of that. Building
-the request and parsing the answer are pure functions here; the socket itself lives with the collector.
+Counting TCP sockets by state through /proc/net/tcp walks the kernel's whole established hash and formats
+a text line per socket: measured at 1.7 ms per file on a 2-CPU, 24 GiB VM with two sockets open (3.4 ms
+for tcp and tcp6), where a sock_diag dump of both families took 0.45 ms. Building the request and parsing
+the answer are pure functions here; the socket itself lives with the collector.
 """
 
 from __future__ import annotations

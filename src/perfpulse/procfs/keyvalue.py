@@ -7,7 +7,7 @@ vmstat: one ``name value`` pair per line, names differ between kernel versions, 
 
 from __future__ import annotations
 
-from perfpulse.procfs import ParseError, as_text, to_int
+from perfpulse.procfs import ParseError, as_text, to_int, to_ints
 
 
 def parse_meminfo(data: bytes | str) -> dict[str, int]:
@@ -34,14 +34,11 @@ def parse_meminfo(data: bytes | str) -> dict[str, int]:
 
 def parse_vmstat(data: bytes | str) -> dict[str, int]:
     text = as_text(data, "/proc/vmstat")
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2:
-            raise ParseError(f"/proc/vmstat: unexpected line {line[:60]!r}")
-        out[parts[0]] = to_int(parts[1], f"/proc/vmstat {parts[0]}")
-    if not out:
-        raise ParseError("/proc/vmstat: empty")
-    return out
+    tokens = text.split()
+    names, values = tokens[::2], tokens[1::2]
+    # Fast path (about 200 lines, read every tick): one split, then a check that each line had two fields.
+    lines = text.count("\n") + (not text.endswith("\n"))  # the kernel writes no blank lines
+    if not tokens or len(names) != len(values) or len(names) != lines:
+        raise ParseError("/proc/vmstat: expected one 'name value' pair per line")
+    nums = to_ints(values, "/proc/vmstat")
+    return dict(zip(names, nums, strict=True))

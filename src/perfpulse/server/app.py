@@ -153,6 +153,12 @@ def create_app(
     extra_sinks = dict(sinks or {})
     if store is not None and (s := _store_sink(store)) is not None:
         extra_sinks.setdefault("store", s)
+        if callable(bind := getattr(store, "bind_catalogue", None)):
+            bind(sampler.catalogue)  # the history keeps the series of the live catalogue
+        bind = getattr(store, "bind_catalogue", None)
+        if callable(bind):
+            # History follows the live catalogue (collectors switched on or off at run time).
+            bind(sampler.catalogue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -213,6 +219,7 @@ def create_app(
         per_client=settings.login_failures_per_client,
         per_user=settings.login_failures_per_user,
         window=settings.login_window_seconds,
+        attempts_per_minute=settings.login_attempts_per_minute,
     )
 
     for module in (auth, users, tokens, system, config, metrics, ws):

@@ -11,8 +11,8 @@ overflowed without a break for ``stall_timeout`` seconds is disconnected; one th
 closed by the server's keepalive. Messages go out as binary frames holding UTF-8 JSON (text frames would be
 re-encoded once per client).
 
-A ring of recent ticks (``ring_seconds``) gives a (re)connecting client its backfill, serialized from the
-same per-tick cache.
+A ring of recent ticks (``ring_seconds``, at most ``ring_max_bytes``) gives a (re)connecting client its
+backfill; it holds each tick's serialized parts, so backfill costs concatenation, not serialization.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -41,14 +40,61 @@ MAX_INBOUND = 64 * 1024
 ViewKey = tuple[bool, frozenset[str] | None]
 
 
-@dataclass(slots=True)
 class _Entry:
-    """One tick in the ring, with its serialized parts and messages, made on first use."""
+    """One tick, kept as bytes: the message head and each collector's part, per audience.
 
-    snapshot: Snapshot
-    parts: dict[tuple[str, bool], bytes] = field(default_factory=dict)
-    messages: dict[ViewKey, bytes] = field(default_factory=dict)
-    head: bytes = b""
+    Parts are serialized when the tick is published (whether or not anyone listens), so the ring holds
+    compact bytes rather than the Snapshot's Python objects. Whole messages are assembled from parts on
+    demand; only the newest tick keeps them cached, since that is the one every client wants at once.
+    """
+
+    __slots__ = ("head", "messages", "monotonic", "names", "parts", "seq", "size", "wall_time")
+
+    def __init__(self, snapshot: Snapshot, sensitive: Mapping[str, frozenset[str]]) -> None:
+        self.seq = snapshot.seq
+        self.wall_time = snapshot.wall_time
+        self.monotonic = snapshot.monotonic
+        head = orjson.dumps(
+            {
+                "type": "tick",
+                "seq": snapshot.seq,
+                "host": snapshot.host,
+                "wall_time": snapshot.wall_time,
+                "monotonic": snapshot.monotonic,
+                "interval": snapshot.interval,
+            }
+        )
+        self.head = head[:-1] + b',"collectors":{'
+        self.names: list[str] = list(snapshot.meta)
+        #: (collector, for_admin) -> part; a viewer part exists only where it differs from the admin one.
+        self.parts: dict[tuple[str, bool], bytes] = {}
+        for name in self.names:
+            data = snapshot.data.get(name, {})
+            meta = snapshot.meta[name].as_dict()
+            key = orjson.dumps(name) + b":"
+            self.parts[(name, True)] = key + _dumps({"data": data, "meta": meta})
+            hidden = sensitive.get(name)
+            if hidden and any(k in data for k in hidden):
+                shown = {k: v for k, v in data.items() if k not in hidden}
+                self.parts[(name, False)] = key + _dumps({"data": shown, "meta": meta})
+        self.size = len(self.head) + sum(len(p) for p in self.parts.values())
+        self.messages: dict[ViewKey, bytes] = {}
+
+    def part(self, name: str, admin: bool) -> bytes:
+        if not admin:
+            viewer = self.parts.get((name, False))
+            if viewer is not None:
+                return viewer
+        return self.parts[(name, True)]
+
+    def message(self, key: ViewKey) -> bytes:
+        admin, subs = key
+        names = self.names if subs is None else [n for n in self.names if n in subs]
+        return self.head + b",".join(self.part(n, admin) for n in names) + b"}}"
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY, default=_fallback)
 
 
 class Client:
@@ -105,6 +151,7 @@ class Hub:
         *,
         max_clients: int = 1000,
         ring_seconds: float = 300.0,
+        ring_max_bytes: int = 64 * 1024 * 1024,
         queue: int = 2,
         stall_timeout: float = 15.0,
         sensitive: Callable[[], Mapping[str, frozenset[str]]] = dict,
@@ -112,6 +159,8 @@ class Hub:
     ) -> None:
         self.max_clients = max_clients
         self.ring_seconds = ring_seconds
+        self.ring_max_bytes = ring_max_bytes
+        self.ring_bytes = 0
         self.queue = queue
         self.stall_timeout = stall_timeout
         self._sensitive = sensitive
@@ -142,70 +191,34 @@ class Hub:
         self._reserved = max(0, self._reserved - 1)
 
     # -- serialization ------------------------------------------------------------------------------------
-    def _part(self, entry: _Entry, name: str, admin: bool, sensitive: Mapping[str, frozenset[str]]) -> bytes:
-        hidden = sensitive.get(name)
-        data = entry.snapshot.data.get(name, {})
-        # Viewers get the same bytes as admins when nothing is hidden from them.
-        key = (name, not (not admin and hidden and any(k in data for k in hidden)))
-        part = entry.parts.get(key)
-        if part is None:
-            if not key[1]:
-                data = {k: v for k, v in data.items() if k not in hidden}  # type: ignore[operator]
-            meta = entry.snapshot.meta.get(name)
-            part = orjson.dumps(
-                {"data": data, "meta": meta.as_dict() if meta is not None else None},
-                option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
-                default=_fallback,
-            )
-            entry.parts[key] = part
-            self.serialized_parts += 1
-        return part
-
-    def message(
-        self, entry: _Entry, key: ViewKey, sensitive: Mapping[str, frozenset[str]] | None = None
-    ) -> bytes:
-        """The tick message for one view, built once per tick and view."""
+    def message(self, entry: _Entry, key: ViewKey) -> bytes:
+        """The tick message for one view: assembled once per tick and view for the newest tick."""
         msg = entry.messages.get(key)
-        if msg is not None:
-            return msg
-        if sensitive is None:
-            sensitive = self._sensitive()
-        snap = entry.snapshot
-        if not entry.head:
-            head = orjson.dumps(
-                {
-                    "type": "tick",
-                    "seq": snap.seq,
-                    "host": snap.host,
-                    "wall_time": snap.wall_time,
-                    "monotonic": snap.monotonic,
-                    "interval": snap.interval,
-                }
-            )
-            entry.head = head[:-1] + b',"collectors":{'
-        admin, subs = key
-        names = [n for n in snap.meta if subs is None or n in subs]
-        body = b",".join(orjson.dumps(n) + b":" + self._part(entry, n, admin, sensitive) for n in names)
-        msg = entry.head + body + b"}}"
-        entry.messages[key] = msg
-        self.serialized_messages += 1
+        if msg is None:
+            msg = entry.message(key)
+            self.serialized_messages += 1
+            if self.ring and entry is self.ring[-1]:
+                entry.messages[key] = msg
         return msg
 
     # -- the sink -----------------------------------------------------------------------------------------
     def publish(self, snapshot: Snapshot) -> None:
         """Sampler sink: queue this tick for every client. Never awaits, never blocks on a client."""
         t0 = time.perf_counter()
-        entry = _Entry(snapshot)
+        entry = _Entry(snapshot, self._sensitive())
+        self.serialized_parts += len(entry.parts)
+        if self.ring:
+            self.ring[-1].messages.clear()  # no longer the newest: backfill rebuilds from parts
         self.ring.append(entry)
+        self.ring_bytes += entry.size
         horizon = snapshot.monotonic - self.ring_seconds
-        while self.ring and self.ring[0].snapshot.monotonic < horizon:
-            self.ring.popleft()
+        while self.ring and (self.ring[0].monotonic < horizon or self.ring_bytes > self.ring_max_bytes):
+            self.ring_bytes -= self.ring.popleft().size
         now = self._clock()
-        sensitive = self._sensitive() if self.clients else {}
         for client in list(self.clients.values()):
             if client.dropped.is_set():
                 continue  # on its way out
-            msg = self.message(entry, client.key, sensitive)
+            msg = self.message(entry, client.key)
             if len(client.ticks) == client.ticks.maxlen:
                 # Full: the deque drops the oldest on append. A client that stays full is stalled.
                 self.dropped_ticks += 1
@@ -238,17 +251,16 @@ class Hub:
         """The ring's ticks of the last ``seconds`` (at most ``ring_seconds``), oldest first."""
         if seconds <= 0 or not self.ring:
             return []
-        horizon = self.ring[-1].snapshot.wall_time - min(seconds, self.ring_seconds)
-        return [e for e in self.ring if e.snapshot.wall_time >= horizon]
+        horizon = self.ring[-1].wall_time - min(seconds, self.ring_seconds)
+        return [e for e in self.ring if e.wall_time >= horizon]
 
     def send_control(self, client: Client, message: Mapping[str, Any]) -> None:
         self._control(client, orjson.dumps(message))
 
     def backfill(self, client: Client, entries: list[_Entry]) -> None:
         """Queue ``entries`` (from ``recent``) for ``client``, serialized for its view."""
-        sensitive = self._sensitive()
         for entry in entries:
-            client.control.append(self.message(entry, client.key, sensitive))
+            client.control.append(self.message(entry, client.key))
         client.wake.set()
 
     # -- one client's life --------------------------------------------------------------------------------
@@ -351,6 +363,7 @@ class Hub:
             "disconnected_slow": self.disconnected_slow,
             "refused_full": self.refused_full,
             "ring_ticks": len(self.ring),
+            "ring_bytes": self.ring_bytes,
             "last_publish_seconds": self.last_publish_seconds,
         }
 

@@ -41,7 +41,9 @@ class ConfigUpdate(BaseModel):
         max_length=64,
         description="perf events to count (names as `perf list` gives them)",
     )
-    top_n: int | None = Field(default=None, ge=1, le=500, description="processes listed in the top-processes table")
+    top_n: int | None = Field(
+        default=None, ge=1, le=500, description="processes listed in the top-processes table"
+    )
 
 
 class FieldProblem(ValueError):

@@ -84,8 +84,15 @@ def _as_scaled_ints(values: array[float]) -> tuple[int, list[int]] | None:
     """(k, ints) with ``ints[i] / 10**k == values[i]`` exactly for the smallest k <= 6, else None."""
     if any(v == 0 and math.copysign(1.0, v) < 0 for v in values):
         return None  # -0.0 would come back as 0.0
+    probe = values[:16]
     for k in range(7):
         mult = 10**k
+        # A cheap look at the first values rules out most k before the whole chunk is scaled.
+        try:
+            if not all(round(v * mult) / mult == v for v in probe):
+                continue
+        except (OverflowError, ValueError):
+            return None
         try:
             scaled = [round(v * mult) for v in values]
         except (OverflowError, ValueError):

@@ -104,6 +104,18 @@ class _State:
     prev_ids: bytes | None = None
 
 
+@dataclass(slots=True)
+class _Out:
+    """What one write() transaction will send, gathered while its ticks are applied."""
+
+    stage: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
+    stage_before: int | None = None
+    m1: list[tuple[int, int, float, float, float, int, float]] = field(default_factory=list)
+    h1: list[tuple[int, int, float, float, float, int, float]] = field(default_factory=list)
+    raw: list[tuple[int, int, int, bytes]] = field(default_factory=list)
+    state: dict[str, int] = field(default_factory=dict)
+
+
 def _merge_hour(acc: dict[int, list[float]], sid: int, row: tuple[float, float, float, float, float]) -> None:
     mn, mx, sm, cnt, last = row
     cur = acc.get(sid)
@@ -190,11 +202,13 @@ class SqlStore(abc.ABC):
                 st = self._state
                 conn.begin()
                 accepted = 0
+                out = _Out()
+                for tick in ticks:
+                    if tick.host != self.host:
+                        raise ValueError(f"this store writes host {self.host!r}, not {tick.host!r}")
+                    accepted += self._apply(conn, st, tick, out)
                 with conn.pipeline():
-                    for tick in ticks:
-                        if tick.host != self.host:
-                            raise ValueError(f"this store writes host {self.host!r}, not {tick.host!r}")
-                        accepted += self._apply(conn, st, tick)
+                    self._emit(conn, out)
                 conn.commit()
             except BaseException as exc:
                 self._state = None
@@ -263,14 +277,33 @@ class SqlStore(abc.ABC):
         st.sids[key] = sid
         return sid
 
-    def _apply(self, conn: Conn, st: _State, tick: Tick) -> int:
+    def _emit(self, conn: Conn, out: _Out) -> None:
+        """The batch's rows, a few statements in all (one round trip per statement matters on a network)."""
+        if out.stage_before is not None:
+            conn.run("DELETE FROM hist_stage WHERE host = ? AND ts < ?", (self.host, out.stage_before))
+        if out.stage:
+            conn.executemany("INSERT INTO hist_stage (host, ts, ids, vals) VALUES (?, ?, ?, ?)", out.stage)
+        if out.m1:
+            conn.executemany(_UPSERT_ROLLUP.format(t="hist_1m"), out.m1)
+        if out.h1:
+            conn.executemany(_UPSERT_ROLLUP.format(t="hist_1h"), out.h1)
+        if out.raw:
+            conn.executemany(
+                "INSERT INTO hist_raw (series_id, t0, n, data) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (series_id, t0) DO UPDATE SET n = excluded.n, data = excluded.data",
+                out.raw,
+            )
+        if out.state:
+            conn.executemany(_UPSERT_STATE, [(self.host, t, u) for t, u in out.state.items()])
+
+    def _apply(self, conn: Conn, st: _State, tick: Tick, out: _Out) -> int:
         ts = int(tick.ts_ms)
         if st.last_ts is not None:
             if ts <= st.last_ts:
                 # The wall clock stepped back: the periods it points into are closed already.
                 self.dropped_out_of_order += 1
                 return 0
-            self._close_periods(conn, st, ts)
+            self._close_periods(st, ts, out)
         if st.chunk_t0 is None:
             st.chunk_t0 = _floor(ts, self.chunk_ms)
         ids: array[int] = array("I")
@@ -295,49 +328,40 @@ class SqlStore(abc.ABC):
         ids_b = ids.tobytes()
         stored_ids = b"" if ids_b == st.prev_ids else ids_b
         st.prev_ids = ids_b
-        conn.run(
-            "INSERT INTO hist_stage (host, ts, ids, vals) VALUES (?, ?, ?, ?)",
-            (self.host, ts, stored_ids, vals.tobytes()),
-        )
+        out.stage.append((self.host, ts, stored_ids, vals.tobytes()))
         st.last_ts = ts
         return 1
 
-    def _close_periods(self, conn: Conn, st: _State, ts: int) -> None:
+    def _close_periods(self, st: _State, ts: int, out: _Out) -> None:
         assert st.last_ts is not None
         m_old, m_new = _floor(st.last_ts, MINUTE_MS), _floor(ts, MINUTE_MS)
         if m_new == m_old:
             return
-        self._flush_minute(conn, st, m_old)
-        state = [(self.host, "1m", m_new)]
+        self._flush_minute(st, m_old, out)
+        out.state["1m"] = m_new
         h_old, h_new = _floor(st.last_ts, HOUR_MS), _floor(ts, HOUR_MS)
         if h_new != h_old:
-            rows = [(sid, h_old, a[0], a[1], a[2], int(a[3]), a[4]) for sid, a in st.hour.items()]
-            if rows:
-                conn.executemany(_UPSERT_ROLLUP.format(t="hist_1h"), rows)
+            out.h1.extend((sid, h_old, a[0], a[1], a[2], int(a[3]), a[4]) for sid, a in st.hour.items())
             st.hour.clear()
-            state.append((self.host, "1h", h_new))
+            out.state["1h"] = h_new
         c_new = _floor(ts, self.chunk_ms)
         if st.chunk_t0 is not None and c_new != st.chunk_t0:
             t0 = st.chunk_t0
-            rows2 = [
+            out.raw.extend(
                 (sid, t0, len(a), codec.encode(t0, a, st.vals[sid])) for sid, a in st.ts.items() if len(a)
-            ]
-            if rows2:
-                conn.executemany(
-                    "INSERT INTO hist_raw (series_id, t0, n, data) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (series_id, t0) DO UPDATE SET n = excluded.n, data = excluded.data",
-                    rows2,
-                )
-            conn.run("DELETE FROM hist_stage WHERE host = ? AND ts < ?", (self.host, c_new))
+            )
+            # The staged ticks of the closed chunk now live in hist_raw: those of this batch are never
+            # written, those of earlier batches are deleted.
+            out.stage.clear()
+            out.stage_before = c_new
             st.ts.clear()
             st.vals.clear()
             st.prev_ids = None
             st.chunk_t0 = c_new
-            state.append((self.host, "raw", c_new))
-        conn.executemany(_UPSERT_STATE, state)
+            out.state["raw"] = c_new
 
-    def _flush_minute(self, conn: Conn, st: _State, m0: int) -> None:
-        rows = []
+    def _flush_minute(self, st: _State, m0: int, out: _Out) -> None:
+        rows = out.m1
         for sid, a in st.ts.items():
             i = bisect_left(a, m0)
             if i == len(a):
@@ -346,8 +370,6 @@ class SqlStore(abc.ABC):
             mn, mx, sm, n, last = min(sl), max(sl), math.fsum(sl), len(sl), sl[-1]
             rows.append((sid, m0, mn, mx, sm, n, last))
             _merge_hour(st.hour, sid, (mn, mx, sm, n, last))
-        if rows:
-            conn.executemany(_UPSERT_ROLLUP.format(t="hist_1m"), rows)
 
     # -- retention -------------------------------------------------------------------------------------------
     def run_retention(self, now_ms: int, budget_rows: int = 20_000, series_per_run: int = 500) -> int:

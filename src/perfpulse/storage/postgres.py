@@ -33,16 +33,25 @@ def _q(sql: str) -> str:
 class _PgConn(Conn):
     def __init__(self, raw: Any) -> None:
         self.raw = raw
+        self._pipe: Any = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self.raw.execute(_q(sql), tuple(params))
+        if self._pipe is not None:
+            self._pipe.sync()  # the answer is needed now
         return list(cur.fetchall()) if cur.description else []
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.raw.execute(_q(sql), tuple(params))
 
-    def pipeline(self) -> contextlib.AbstractContextManager[object]:
-        return self.raw.pipeline()  # type: ignore[no-any-return]
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[object]:
+        with self.raw.pipeline() as pipe:
+            self._pipe = pipe
+            try:
+                yield pipe
+            finally:
+                self._pipe = None
 
     def execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self.raw.execute(_q(sql), tuple(params)).rowcount)
@@ -97,6 +106,8 @@ class PostgresStore(SqlStore):
             timeout=connect_timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
             name="perfpulse-history",
+            # A restarted server leaves dead connections in the pool; check each before use.
+            check=ConnectionPool.check_connection,
         )
         try:
             self._setup()

@@ -114,8 +114,8 @@ def plan(
         kept = store.retention.seconds(tier)
         if span > kept * 1000:
             raise QueryError(
-                f"the {tier} tier keeps {kept / 3600:g} h of data, less than the {span / 3_600_000:g} h asked:"
-                " use tier=auto or a coarser tier"
+                f"the {tier} tier keeps {kept / 3600:g} h of data, less than the"
+                f" {span / 3_600_000:g} h asked: use tier=auto or a coarser tier"
             )
     else:
         raise QueryError(f"'tier' must be auto, raw, 1m or 1h, not {tier!r}")

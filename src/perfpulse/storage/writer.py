@@ -221,7 +221,7 @@ class StoreWriter:
 
     def _run(self) -> None:
         now = self._clock()
-        due = {"retention": now + min(5.0, self.retention_every), "maintenance": now + self.maintenance_every}
+        due = {"retention": now + self.retention_every, "maintenance": now + self.maintenance_every}
         final_attempt_done = False
         while True:
             self._buffer(self._take_handoff())

@@ -52,7 +52,7 @@ async def _call(fn: Callable[[], T]) -> T:
     try:
         return await run_blocking(fn)
     except QueryError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     except HTTPException:
         raise
     except Exception as exc:
@@ -68,7 +68,7 @@ def _range(from_: str | None, to: str | None) -> tuple[int, int, int]:
         end = q.parse_time(to, now, name="to", default=now)
         start = q.parse_time(from_, now, name="from", default=end - 3_600_000)
     except QueryError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     return start, end, now
 
 
@@ -141,7 +141,7 @@ async def compare(
             b_start = q.parse_time(from2, now, name="from2")
             b_end = q.parse_time(to2, now, name="to2")
         except QueryError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     keys = series or []
     result = await _call(
         lambda: q.compare(
