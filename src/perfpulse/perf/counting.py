@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from perfpulse.perf import _abi
 from perfpulse.perf.events import EventSpec, resolve_events
-from perfpulse.perf.pmu import Pmu, format_cpulist, online_cpus
+from perfpulse.perf.pmu import Pmu, discover_pmus, format_cpulist, online_cpus
 
 if TYPE_CHECKING:
     from perfpulse.perf.probe import Context
@@ -603,6 +603,11 @@ class Counters:
         enable: bool,
         user_only_fallback: bool,
     ) -> None:
+        if isinstance(events, (str, EventSpec)):
+            events = [events]
+        events = list(events)
+        if pmus is None and any(not isinstance(e, EventSpec) for e in events):
+            pmus = discover_pmus(sysfs_root)  # once, not once per name
         units = self._normalize(events, pmus)
         if not units:
             raise ValueError("no events given")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from perfpulse.perf import _abi
+from perfpulse.perf.counting import Syscalls, default_syscalls, open_event
 from perfpulse.perf.events import EventSpec, UnknownEventError, parse_event
 from perfpulse.perf.pmu import Pmu, core_pmus, discover_pmus, online_cpus
 
@@ -399,6 +400,9 @@ class EventResult:
 
 @dataclass(frozen=True, slots=True)
 class ProbeReport:
+    """Everything ``perfpulse check`` shows: the machine's perf facts and one ``EventResult`` per event.
+    ``as_dict()`` is the JSON shape (``check --json`` and the REST API)."""
+
     kernel: str
     machine: str
     syscall: int | None
@@ -436,10 +440,8 @@ class ProbeReport:
         }
 
 
-def _try_open(syscalls: Any, spec: EventSpec, pid: int, cpu: int) -> int | None:
+def _try_open(syscalls: Syscalls, spec: EventSpec, pid: int, cpu: int) -> int | None:
     """errno of opening ``spec`` alone, or None when it opened (and was closed again)."""
-    from perfpulse.perf.counting import open_event
-
     attr = spec.to_attr()
     attr.disabled = 1
     attr.read_format = _abi.PERF_FORMAT_TOTAL_TIME_ENABLED | _abi.PERF_FORMAT_TOTAL_TIME_RUNNING
@@ -456,7 +458,7 @@ def probe(
     *,
     sysfs_root: Path = Path("/sys"),
     proc_root: Path = Path("/proc"),
-    syscalls: Any = None,
+    syscalls: Syscalls | None = None,
 ) -> ProbeReport:
     """Check each event: system-wide on one CPU first; if refused, for this process, then user space only.
 
@@ -474,8 +476,6 @@ def probe(
     cpus = list(online_cpus(sysfs_root))
     report_events: list[EventResult] = []
     if syscalls is None and error is None:
-        from perfpulse.perf.counting import default_syscalls
-
         syscalls = default_syscalls()
     for name in events if events is not None else DEFAULT_EVENTS:
         try:

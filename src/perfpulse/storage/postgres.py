@@ -152,7 +152,7 @@ class PostgresStore(SqlStore):
     def size_bytes(self) -> dict[str, int]:
         out: dict[str, int] = {}
         with self._reader() as conn:
-            for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'hist_%'"):
+            for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE starts_with(tablename, 'hist_')"):
                 out[str(name)] = int(
                     conn.execute("SELECT pg_total_relation_size(?::regclass)", (str(name),))[0][0]
                 )

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from perfpulse.collectors.base import run_blocking
-from perfpulse.server.accounts import MAX_PASSWORD, AccountError, AccountStore, User
+from perfpulse.server.accounts import MAX_PASSWORD, AccountError, User
 from perfpulse.server.deps import OptionalUser, SessionUser, accounts_of
 from perfpulse.server.security import SESSION_COOKIE, LoginThrottle, SetupGate, client_address
 
@@ -80,13 +80,17 @@ def _too_many(retry: float) -> HTTPException:
     )
 
 
-#: argon2 hashes cost ~64 MiB each; a handful at once is plenty.
-_HASHING = asyncio.Semaphore(2)
+#: argon2 hashes cost ~64 MiB each; a couple at once is plenty.
+HASHES_AT_ONCE = 2
 
 
-async def _verify(accounts: AccountStore, username: str, password: str) -> User | None:
-    async with _HASHING:
-        return await run_blocking(accounts.verify_password, username, password)
+async def _verify(request: Request, username: str, password: str) -> User | None:
+    state = request.app.state
+    gate: asyncio.Semaphore | None = getattr(state, "hashing", None)
+    if gate is None:
+        gate = state.hashing = asyncio.Semaphore(HASHES_AT_ONCE)
+    async with gate:
+        return await run_blocking(accounts_of(request).verify_password, username, password)
 
 
 @router.post(
@@ -103,7 +107,7 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Use
     if wait is not None:
         raise _too_many(wait)
     throttle.attempt(client)
-    user = await _verify(accounts_of(request), body.username, body.password)
+    user = await _verify(request, body.username, body.password)
     if user is None:
         throttle.failed(client, body.username)
         log.info("failed login from %s", client)
@@ -149,7 +153,7 @@ async def change_password(
     if wait is not None:
         raise _too_many(wait)
     accounts = accounts_of(request)
-    if await _verify(accounts, user.username, body.current_password) is None:
+    if await _verify(request, user.username, body.current_password) is None:
         throttle.failed(client, user.username)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="current password is wrong")
     try:
