@@ -49,6 +49,25 @@ def psutil_tick() -> int:
     return n
 
 
+def floor_tick() -> int:
+    """Only what the kernel must do: open, read and close every /proc/<pid>/stat, nothing parsed."""
+    n = 0
+    with os.scandir("/proc") as it:
+        for entry in it:
+            if entry.name.isdigit():
+                try:
+                    fd = os.open(f"/proc/{entry.name}/stat", os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    n += len(os.read(fd, 4096))
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--processes", type=int, default=2000)
@@ -61,6 +80,7 @@ def main() -> None:
         total = col.collect_sync()["total"]
         ours = measure(col.collect_sync, args.ticks)
         peer = measure(psutil_tick, args.ticks)
+        floor = measure(floor_tick, args.ticks)
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -72,6 +92,7 @@ def main() -> None:
     print(f"| perfpulse ProcessesCollector | {ours[0]:.1f} | {ours[1]:.1f} |")
     print(f"| psutil.process_iter (same fields) | {peer[0]:.1f} | {peer[1]:.1f} |")
     print(f"| ratio perfpulse / psutil | {ours[0] / peer[0]:.2f} | {ours[1] / peer[1]:.2f} |")
+    print(f"| floor: open+read+close of every stat file, no parsing | {floor[0]:.1f} | {floor[1]:.1f} |")
 
 
 if __name__ == "__main__":

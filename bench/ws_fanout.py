@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(
             f"| {r['clients']} | {r['mode']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
-            f"{r['server_cpu_pct']:.1f} | {r['delivered'] * 100:.1f}% | {r['client_cpu_pct']:.0f} |"
+            f"{r['server_cpu_pct']:.1f} | {r['delivered'] * 100:.1f}% | {r['client_cpu_pct']:.1f} |"
         )
     by = {(r["mode"], r["clients"]): r for r in rows}
     ratios = []

@@ -119,6 +119,14 @@ describe("LiveConnection", () => {
     expect(states.map((s) => s[0])).toEqual(["connecting", "live"]);
   });
 
+  it("decodes the daemon's binary frames (UTF-8 JSON)", () => {
+    const { conn, sockets, messages } = setup();
+    conn.start();
+    const bytes = new TextEncoder().encode('{"type":"tick","host":"hôte"}');
+    sockets[0].onmessage?.({ data: bytes.buffer });
+    expect(messages).toEqual([{ type: "tick", host: "hôte" }]);
+  });
+
   it("reconnects with growing delays, resets after success, fails when attempts run out", async () => {
     const { conn, sockets, states, timers } = setup();
     conn.start();

@@ -58,6 +58,17 @@ class FakeFd:
 class FakeSyscalls:
     def __init__(self, sys_root: Path) -> None:
         self.by_config: dict[tuple[int, int], str] = {}
+        self.rescan(sys_root)
+        self.open_fds: dict[int, FakeFd] = {}
+        self.opened: list[tuple[str, int]] = []  # (event, cpu) of every successful open
+        self.advance_rates: dict[str, float] = {}
+        self.running_fraction: dict[str, float] = {}  # <1: multiplexed, 0: never scheduled
+        self.refuse: dict[str, int] = {}  # event name -> errno to fail its open with
+        self._next_fd = 1000
+        self._next_id = 1
+
+    def rescan(self, sys_root: Path) -> None:
+        """Learn the named events of every PMU in the fixture sysfs (again, after a PMU was added)."""
         pmus = discover_pmus(sys_root)
         for pmu in pmus.values():
             for event in pmu.events:
@@ -66,13 +77,6 @@ class FakeSyscalls:
                 except ValueError:
                     continue
                 self.by_config[(spec.type, spec.config)] = event
-        self.open_fds: dict[int, FakeFd] = {}
-        self.opened: list[tuple[str, int]] = []  # (event, cpu) of every successful open
-        self.advance_rates: dict[str, float] = {}
-        self.running_fraction: dict[str, float] = {}  # <1: multiplexed, 0: never scheduled
-        self.refuse: dict[str, int] = {}  # event name -> errno to fail its open with
-        self._next_fd = 1000
-        self._next_id = 1
 
     # -- Syscalls protocol ----------------------------------------------------------------------------
     def perf_event_open(self, attr: _abi.PerfEventAttr, pid: int, cpu: int, group_fd: int, flags: int) -> int:

@@ -176,6 +176,30 @@ def test_a_failing_gpu_reports_the_error_and_the_others_still_read() -> None:
     c.close()
 
 
+def test_a_gpu_that_cannot_be_opened_is_skipped_and_named() -> None:
+    nv = FakeNVML()
+
+    def handle(i: int) -> int:
+        if i == 1:
+            raise NVMLError_GPUIsLost("GPU is lost")
+        return 100 + i
+
+    nv.nvmlDeviceGetHandleByIndex = handle
+    c = GpuCollector(nvml=nv, pcie=False)
+    data = c.collect_sync()
+    assert list(data["gpus"]) == ["0"]
+    assert data["skipped"] == ["GPU 1: GPU is lost"]
+    c.close()
+
+
+def test_no_gpu_at_all() -> None:
+    nv = FakeNVML()
+    nv.nvmlDeviceGetCount = lambda: 0
+    c = GpuCollector(nvml=nv)
+    assert c.unavailable_reason() == "NVML found no usable NVIDIA GPU"
+    assert nv.shutdowns == 1  # initialised, found nothing, shut down again
+
+
 def test_driver_not_loaded_gives_reason_and_hint() -> None:
     nv = FakeNVML(init_error=NVMLError_DriverNotLoaded("Driver Not Loaded"))
     c = GpuCollector(nvml=nv)

@@ -199,3 +199,21 @@ def test_nothing_at_all_is_unavailable(tmp_path: Path) -> None:
     data = c.collect_sync()
     assert data["available"] is False
     assert "DRAM:" in data["reason"] and "page I/O:" in data["reason"]
+
+
+def test_a_pmu_that_appears_later_is_found_within_a_minute(tmp_path: Path) -> None:
+    """The intel_uncore driver loaded after start: DRAM counting begins at the next search, not never."""
+    write_vmstat(tmp_path / "proc", 0, 0, 0, 0)
+    clock = Clock()
+    sys = tmp_path / "sys"
+    fake = FakeSyscalls(sys)
+    c = MemoryBandwidthCollector(roots=Roots.under(tmp_path), syscalls=fake, clock=clock)
+    assert c.collect_sync()["dram"]["available"] is False
+    gen.write_imc_pmus(sys, channels=1, cpumask="0")
+    write_online(sys, "0")
+    fake.rescan(sys)  # the fake kernel learns the new PMU's events, as the real one would
+    clock.now += 30.0
+    assert c.collect_sync()["dram"]["available"] is False
+    clock.now += 31.0
+    assert c.collect_sync()["dram"]["available"] is True
+    c.close()

@@ -1,3 +1,10 @@
+"""The processes collector.
+
+Real /proc where the machine can produce the case (busy and big processes, 200 short-lived processes a
+second, another user's unreadable io file, 2,000 sleepers); /proc-shaped fixture trees with an injected
+clock where it cannot on demand (a PID reused by a new process, a malformed stat line, exact rates).
+"""
+
 from __future__ import annotations
 
 import asyncio

@@ -102,8 +102,11 @@ class Daemon:
         self.data.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*PERFPULSE, "serve", "--port", str(self.port), "--data-dir", str(self.data)]
-                + ["--interval", str(self.interval), "--no-access-log", "--log-level", "warning"],
+                [
+                    *PERFPULSE,
+                    *("serve", "--port", str(self.port), "--data-dir", str(self.data)),
+                    *("--interval", str(self.interval), "--no-access-log", "--log-level", "warning"),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

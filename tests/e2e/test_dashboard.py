@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from dashboard_support import ADMIN, VIEWER, Console, Daemon, login, shot
 
-
 HD = {"width": 1280, "height": 720}
 FULL_HD = {"width": 1920, "height": 1080}
 
@@ -264,9 +263,7 @@ def test_history_query_zoom_export_and_comparison(browser: Any, daemon: Daemon) 
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=8)
     page.mouse.up()
-    page.wait_for_function(
-        f"() => /from=(\\d+)/.exec(location.hash) && Number(/from=(\\d+)/.exec(location.hash)[1]) > {now - 110}"
-    )
+    page.wait_for_function(f"() => Number(/from=(\\d+)/.exec(location.hash)?.[1] ?? 0) > {now - 110}")
     frm = int(re.search(r"from=(\d+)", page.url).group(1))
     to = int(re.search(r"to=(\d+)", page.url).group(1))
     assert now - 100 < frm < to < now - 10
@@ -284,9 +281,8 @@ def test_history_query_zoom_export_and_comparison(browser: Any, daemon: Daemon) 
 
     # Compare the last 30 s with the 30 s before: one summary row per series with its change.
     now = int(time.time())
-    page.goto(
-        f"{daemon.url}/#/history?range=custom&from={now - 30}&to={now}&s=cpu_busy_ratio&s=memory_used_bytes&compare=previous"
-    )
+    series = "s=cpu_busy_ratio&s=memory_used_bytes"
+    page.goto(f"{daemon.url}/#/history?range=custom&from={now - 30}&to={now}&{series}&compare=previous")
     page.wait_for_selector("[data-testid=compare-summary] tbody tr")
     rows = page.locator("[data-testid=compare-summary] tbody tr")
     assert rows.count() == 2

@@ -153,6 +153,7 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         data_dir: Path | None = None,
         announce: Callable[[str], None] | None = None,
         history: bool = False,
+        web_dir: Path | None = None,
         **overrides: Any,
     ) -> LiveServer:
         settings = Settings(
@@ -172,7 +173,12 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 
             store = History.open(data_dir=settings.data_dir, host=smp.host)
         app = create_app(
-            settings, sampler=smp, accounts=accounts, store=store, announce=announce or (lambda _m: None)
+            settings,
+            sampler=smp,
+            accounts=accounts,
+            store=store,
+            web_dir=web_dir,
+            announce=announce or (lambda _m: None),
         )
         srv = LiveServer(settings, app, accounts, smp).start()
         started.append(srv)

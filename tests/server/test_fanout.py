@@ -165,7 +165,11 @@ def test_a_client_that_never_reads_for_2_minutes_costs_the_others_nothing(tmp_pa
             await asyncio.gather(*(reader(c) for c in counts), watch(counts))
 
         run(go())
+        with httpx.Client(base_url=url, cookies={"perfpulse_session": cookie}) as c:
+            metrics = c.get("/api/v1/metrics").text
         stalled.close()
+        dropped = [ln for ln in metrics.splitlines() if ln.startswith("perfpulse_ws_slow_disconnects_total ")]
+        assert dropped and float(dropped[0].split()[1]) >= 1.0  # the stalled peer was cut off
 
         def rate(t0: float, t1: float) -> float:
             a = min(samples, key=lambda s: abs(s[0] - t0))
@@ -177,6 +181,7 @@ def test_a_client_that_never_reads_for_2_minutes_costs_the_others_nothing(tmp_pa
         assert late == pytest.approx(early, rel=0.1)
         rss_early = min(s[1] for s in samples if 20 <= s[0] <= 30)
         rss_late = max(s[1] for s in samples if s[0] >= 100)
+        print(f"reader rate early {early:.2f}/s late {late:.2f}/s; server RSS {rss_early} -> {rss_late} KiB")
         assert rss_late - rss_early < 20 * 1024, (rss_early, rss_late)  # KiB
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -196,6 +196,8 @@ def test_series_listing_and_hosts(make_store: Factory) -> None:
         ({"start": T0 - 10 * 365 * 86_400_000, "tier": "raw", "points": 100_000}, "raw"),
         ({"start": T0 - 30 * 365 * 86_400_000}, "20 years"),
         ({"tier": "2m"}, "tier"),
+        ({"keys": ["a\x00b"]}, "not a valid name"),
+        ({"host": ""}, "not a valid name"),
     ],
 )
 def test_bad_queries_raise_query_error(make_store: Factory, kw: dict, message: str) -> None:

@@ -193,3 +193,32 @@ def test_full_disk_reports_and_resumes_without_corruption(tmp_path: Path) -> Non
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
         os.sync()
+
+
+def test_retention_runs_in_the_background(tmp_path: Path) -> None:
+    """With a one-hour raw retention, months-old generated data is expired by the writer thread itself,
+    a bounded batch at a time."""
+    from perfpulse.storage import Retention
+
+    store = SQLiteStore(
+        tmp_path / "perfpulse.db", host="h1", retention=Retention(raw=3600, minute=3600, hour=3600)
+    )
+    store.write(list(ticks(3000, interval_ms=1000)))
+    with store._reader() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM hist_1m")[0][0] > 0
+    writer = StoreWriter(store, retention_every=0.05)
+    writer.start()
+    try:
+
+        def empty() -> bool:
+            with store._reader() as conn:
+                return all(
+                    conn.execute(f"SELECT COUNT(*) FROM {t}")[0][0] == 0
+                    for t in ("hist_raw", "hist_1m", "hist_1h")
+                )
+
+        _wait(empty, 20)
+        assert writer.stats.retention_deleted_rows > 0
+    finally:
+        writer.stop()
+        store.close()

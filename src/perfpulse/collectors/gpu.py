@@ -109,6 +109,7 @@ class GpuCollector(BaseCollector):
         self._hint: str | None = None
         self._devices: list[tuple[int, Any, str, str]] = []  # index, handle, name, uuid
         self._driver: str | None = None
+        self._init_problems: list[str] = []
 
     # -- NVML life cycle ----------------------------------------------------------------------------------
     def _init(self) -> None:
@@ -128,24 +129,26 @@ class GpuCollector(BaseCollector):
                     type(exc).__name__, (f"NVML failed to initialise: {exc}", "check that `nvidia-smi` works")
                 )
                 return
+            problems: list[str] = []
             try:
                 count = mod.nvmlDeviceGetCount()
-                for i in range(count):
-                    h = mod.nvmlDeviceGetHandleByIndex(i)
-                    self._devices.append(
-                        (i, h, _text(mod.nvmlDeviceGetName(h)), _text(mod.nvmlDeviceGetUUID(h)))
-                    )
                 self._driver = _text(mod.nvmlSystemGetDriverVersion())
             except mod.NVMLError as exc:
-                self._shutdown(mod)
-                self._reason, self._hint = (
-                    f"NVML could not enumerate GPUs: {exc}",
-                    "check that `nvidia-smi` works",
-                )
-                return
+                count = 0
+                problems.append(str(exc))
+            for i in range(count):
+                try:  # one GPU that is lost or not permitted must not hide the others
+                    h = mod.nvmlDeviceGetHandleByIndex(i)
+                    name, uuid = _text(mod.nvmlDeviceGetName(h)), _text(mod.nvmlDeviceGetUUID(h))
+                except mod.NVMLError as exc:
+                    problems.append(f"GPU {i}: {exc}")
+                    continue
+                self._devices.append((i, h, name, uuid))
+            self._init_problems = problems
             if not self._devices:
                 self._shutdown(mod)
-                self._reason, self._hint = "NVML found no NVIDIA GPU", None
+                detail = f": {'; '.join(problems)}" if problems else ""
+                self._reason, self._hint = f"NVML found no usable NVIDIA GPU{detail}", "check `nvidia-smi`"
                 return
             self._nvml = mod
 
@@ -180,7 +183,10 @@ class GpuCollector(BaseCollector):
         if nv is None:
             return unavailable(self._reason or "NVML is not initialised", self._hint)
         gpus = {str(i): self._read_gpu(nv, h, name, uuid) for i, h, name, uuid in self._devices}
-        return {"count": len(gpus), "driver_version": self._driver, "gpus": gpus}
+        out: dict[str, Any] = {"count": len(gpus), "driver_version": self._driver, "gpus": gpus}
+        if self._init_problems:
+            out["skipped"] = self._init_problems
+        return out
 
     def _read_gpu(self, nv: Any, h: Any, name: str, uuid: str) -> dict[str, Any]:
         errors: list[str] = []

@@ -26,6 +26,7 @@ from perfpulse.rates import CounterTracker
 
 #: Above any DRAM subsystem built (12-channel DDR5 is ~0.5 TB/s per socket); a larger rate is a glitch.
 MAX_BYTES_PER_SECOND = 1e13
+RETRY_SECONDS = 60.0
 NO_PMU_HINT = (
     "DRAM bandwidth needs bare metal with an Intel uncore IMC PMU (uncore_imc*, intel_uncore driver) and "
     "perf access (root, CAP_PERFMON, or perf_event_paranoid <= 0); virtual machines rarely expose it"
@@ -103,9 +104,11 @@ class MemoryBandwidthCollector(BaseCollector):
     ) -> None:
         super().__init__(roots=roots, enabled=enabled, timeout=timeout)
         self._syscalls = syscalls
+        self._clock = clock
         self._tracker = CounterTracker(clock=clock)
         self._dram: DramCounters | None = None
         self._dram_reason: str | None = None
+        self._retry_at = float("-inf")
 
     def unavailable_reason(self) -> str | None:
         if (self.roots.proc / "vmstat").is_file():
@@ -118,11 +121,14 @@ class MemoryBandwidthCollector(BaseCollector):
         return await run_blocking(self.collect_sync)
 
     def collect_sync(self) -> dict[str, Any]:
-        if self._dram is None and self._dram_reason is None:
+        now = self._clock()
+        if self._dram is None and now >= self._retry_at:
+            # An unavailable PMU is looked for again once a minute (a driver loaded later), not every tick.
             dram = DramCounters(self.roots.sys, self._syscalls)
             self._dram_reason = dram.open()
             self._dram = dram if self._dram_reason is None else None
-        with self._tracker.tick():
+            self._retry_at = now + RETRY_SECONDS
+        with self._tracker.tick(now):
             out = {"dram": self._dram_block(), "page_io": self._page_io()}
         if out["dram"].get("available") is False and out["page_io"].get("available") is False:
             return unavailable(
@@ -183,3 +189,4 @@ class MemoryBandwidthCollector(BaseCollector):
             self._dram.close()
             self._dram = None
         self._dram_reason = None
+        self._retry_at = float("-inf")

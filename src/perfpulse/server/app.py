@@ -47,8 +47,9 @@ API = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 #: Longest the lifespan waits for the first tick before answering requests anyway.
 FIRST_TICK_WAIT = 5.0
-#: Shutdown budget for the sampler and sinks (SIGTERM must end the process within 5 s).
-CLOSE_BUDGET = 3.0
+#: Shutdown budgets (SIGTERM must end the process within 5 s: uvicorn's 1 s grace, then these).
+SAMPLER_CLOSE_BUDGET = 1.5
+STORE_CLOSE_BUDGET = 2.0
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>perfpulse</title></head>
@@ -182,9 +183,9 @@ def create_app(
         finally:
             hub.close_all()
             try:
-                await asyncio.wait_for(sampler.aclose(sink_timeout=1.0), CLOSE_BUDGET)
+                await asyncio.wait_for(sampler.aclose(sink_timeout=0.5), SAMPLER_CLOSE_BUDGET)
             except TimeoutError:
-                log.warning("sampler did not stop within %.0f s; continuing shutdown", CLOSE_BUDGET)
+                log.warning("sampler did not stop within %.1f s; continuing shutdown", SAMPLER_CLOSE_BUDGET)
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             for name in extra_sinks:
@@ -192,7 +193,7 @@ def create_app(
             sampler.remove_sink("hub")
             if store is not None:
                 try:
-                    await asyncio.wait_for(_close(store), CLOSE_BUDGET)
+                    await asyncio.wait_for(_close(store), STORE_CLOSE_BUDGET)
                 except Exception:
                     log.exception("closing the store failed")
             await run_blocking(accounts.close)

@@ -65,11 +65,6 @@ def event_collectors(sampler: Sampler) -> list[BaseCollector]:
     return [c for c in sampler.aggregator.collectors() if _takes(c, "events")]
 
 
-def current_events(collector: BaseCollector) -> list[str] | None:
-    chosen = getattr(collector, "chosen_events", None)
-    return list(chosen) if isinstance(chosen, list) else None
-
-
 class LiveConfig:
     """Applies and persists the run-time settings of one daemon."""
 

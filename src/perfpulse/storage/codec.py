@@ -16,11 +16,12 @@ The encoding is lossless: a decoded chunk gives back exactly the floats that wen
 from __future__ import annotations
 
 import math
+import operator
 import struct
 import sys
 import zlib
 from array import array
-from itertools import accumulate, pairwise
+from itertools import accumulate, pairwise, repeat
 from typing import Any
 
 _VERSION = 1
@@ -174,7 +175,7 @@ def decode(t0: int, blob: bytes) -> tuple[array[int], array[float]]:
             values = array("d", accumulate(_unpack(vpart, "q")))
         elif vmode == _V_DECIMAL:
             mult = 10 ** vpart[0]
-            values = array("d", [i / mult for i in accumulate(_unpack(vpart[1:], "q"))])
+            values = array("d", map(operator.truediv, accumulate(_unpack(vpart[1:], "q")), repeat(mult)))
         else:
             raise CodecError(f"unknown value mode {vmode}")
     except CodecError:

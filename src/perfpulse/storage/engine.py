@@ -139,7 +139,7 @@ class SqlStore(abc.ABC):
         *,
         host: str,
         retention: Retention | None = None,
-        chunk_seconds: int = 300,
+        chunk_seconds: int = 600,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if chunk_seconds % 60 or not 60 <= chunk_seconds <= 3600:

@@ -76,6 +76,10 @@ class History:
     def stats(self) -> StoreStats:
         return self.writer.stats
 
+    def prometheus_text(self) -> bytes:
+        """``perfpulse_store_*`` counters (dropped, written, pending samples) for /metrics."""
+        return self.writer.prometheus_text()
+
     def close(self) -> None:
         """Flush what is buffered (within a few seconds) and close the database."""
         self.writer.stop()

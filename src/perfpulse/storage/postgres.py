@@ -82,7 +82,7 @@ class PostgresStore(SqlStore):
         *,
         host: str,
         retention: Retention | None = None,
-        chunk_seconds: int = 300,
+        chunk_seconds: int = 600,
         connect_timeout: float = 5.0,
         readers: int = 4,
         clock: Callable[[], float] | None = None,
@@ -152,7 +152,9 @@ class PostgresStore(SqlStore):
     def size_bytes(self) -> dict[str, int]:
         out: dict[str, int] = {}
         with self._reader() as conn:
-            for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE starts_with(tablename, 'hist_')"):
+            for (name,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE starts_with(tablename, 'hist_')"
+            ):
                 out[str(name)] = int(
                     conn.execute("SELECT pg_total_relation_size(?::regclass)", (str(name),))[0][0]
                 )

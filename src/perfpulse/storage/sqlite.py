@@ -67,7 +67,7 @@ class SQLiteStore(SqlStore):
         *,
         host: str,
         retention: Retention | None = None,
-        chunk_seconds: int = 300,
+        chunk_seconds: int = 600,
         busy_timeout_ms: int = 5_000,
         readers: int = 4,
         clock: Callable[[], float] | None = None,

@@ -251,6 +251,14 @@ class StoreWriter:
                     wait = min(wait, self._next_attempt - now)
                 self._cond.wait(max(0.01, wait))
 
+    def prometheus_text(self) -> bytes:
+        """The writer's counters in the Prometheus text format, for the daemon's /metrics."""
+        lines = []
+        for name, help_text, value in self.prometheus_samples():
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value!r}"]
+        return ("\n".join(lines) + "\n").encode()
+
     def prometheus_samples(self) -> Iterator[tuple[str, str, float]]:
         """(name, help, value) of the writer's counters, for the metrics endpoint."""
         s = self.stats

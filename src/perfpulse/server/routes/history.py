@@ -48,14 +48,14 @@ def _store(request: Request) -> Store:
     return store  # type: ignore[no-any-return]
 
 
-async def _call(fn: Callable[[], T]) -> T:
+async def _call(store: Store, fn: Callable[[], T]) -> T:
     try:
         return await run_blocking(fn)
     except QueryError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
-    except HTTPException:
-        raise
     except Exception as exc:
+        if not store.is_transient(exc):
+            raise  # a bug: let it be the 500 it is
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"the history database cannot answer now ({type(exc).__name__}); try again shortly",
@@ -81,6 +81,8 @@ async def list_series(request: Request, host: HostParam = None) -> Response:
     store = _store(request)
 
     def run() -> dict[str, Any]:
+        if host is not None:
+            q.check_names(host, ())
         series = store.list_series(host)
         return {
             "default_host": store.host,
@@ -88,7 +90,7 @@ async def list_series(request: Request, host: HostParam = None) -> Response:
             "series": [{"host": s.host, "key": s.key, "name": s.name, "unit": s.unit} for s in series],
         }
 
-    return _json(await _call(run))
+    return _json(await _call(store, run))
 
 
 @router.get("", summary="Series over a time range, bucketed to at most `points` points (min/avg/max)")
@@ -106,6 +108,7 @@ async def history(
     start, end, now = _range(from_, to)
     keys = series or []
     result = await _call(
+        store,
         lambda: q.history(
             store,
             host=host or store.host,
@@ -115,7 +118,7 @@ async def history(
             points=points,
             tier=tier,
             now_ms=now,
-        )
+        ),
     )
     return _json(result)
 
@@ -144,6 +147,7 @@ async def compare(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     keys = series or []
     result = await _call(
+        store,
         lambda: q.compare(
             store,
             host=host or store.host,
@@ -155,7 +159,7 @@ async def compare(
             baseline_start=b_start,
             baseline_end=b_end,
             now_ms=now,
-        )
+        ),
     )
     return _json(result)
 
@@ -175,9 +179,10 @@ async def export(
     start, end, now = _range(from_, to)
     keys = series or None
     stream = await _call(
+        store,
         lambda: q.export(
             store, host=host or store.host, keys=keys, start=start, end=end, tier=tier, fmt=format, now_ms=now
-        )
+        ),
     )
     media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
     name = f"perfpulse-history-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(start / 1000))}.{format}"

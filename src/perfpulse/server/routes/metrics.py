@@ -59,4 +59,6 @@ async def metrics(request: Request) -> Response:
     sampler: Sampler = request.app.state.sampler
     hub: Hub = request.app.state.hub
     body = render(sampler.latest, sampler.aggregator.collectors()) + self_metrics(sampler, hub)
+    if callable(store_text := getattr(request.app.state.store, "prometheus_text", None)):
+        body += store_text()  # the history writer's counters, e.g. perfpulse_store_dropped_samples_total
     return Response(body, media_type=CONTENT_TYPE)

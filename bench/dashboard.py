@@ -1,0 +1,315 @@
+"""The dashboard in Debian's Chromium at 1 Hz: main-thread time per tick, time to the first full chart after a
+load, and the size of what the browser downloads, against the web UI of Glances measured in the same run.
+
+* ``perfpulse`` — `perfpulse serve --interval 1` in a subprocess (fresh data directory, an admin created
+  through the setup API), its ring filled for ``--warmup`` seconds (300 = the full five-minute window), the
+  Live view open with every panel streaming.
+* ``glances``   — `glances -w -t 1` (PyPI, in its own venv: ``python3 -m venv /tmp/glances-web-venv &&
+  /tmp/glances-web-venv/bin/pip install 'glances[web]'``), its web UI refreshing every second.
+
+Main-thread time comes from Chromium itself (CDP ``Performance.getMetrics``: ``TaskDuration`` is every task
+the renderer's main thread ran — script, style, layout, paint, GC) divided by the ticks (perfpulse) or
+refreshes (Glances) in the window. For perfpulse the page also records each tick's own cost (from the
+WebSocket message to the end of the work it queued, style/layout/paint included), which gives a median.
+Both pages are measured twice: in a 1920×1080 viewport, and in a 1920×6000 one where every panel is on
+screen (panels off screen skip their redraw, so this is the worst case).
+
+    .venv/bin/python -m bench.dashboard [--warmup 300] [--seconds 60] [--reloads 5] [--glances-python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB = ROOT / "src" / "perfpulse" / "web"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN = ("bench", "bench-password-123")
+VIEWPORTS = {
+    "1920x1080": {"width": 1920, "height": 1080},
+    "1920x6000 (all panels on screen)": {"width": 1920, "height": 6000},
+}
+
+LONGTASKS = """
+window.__longtasks = [];
+new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longtasks.push(e.duration); })
+  .observe({ type: 'longtask', buffered: true });
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def gzip_size(files: list[Path]) -> tuple[int, int]:
+    raw = sum(f.stat().st_size for f in files)
+    packed = sum(len(gzip.compress(f.read_bytes(), compresslevel=9)) for f in files)
+    return raw, packed
+
+
+def main_thread(page: Any, cdp: Any, seconds: float, count: str) -> dict[str, float]:
+    """CDP main-thread time over ``seconds``, per unit of ``count`` (a JS expression giving a counter)."""
+
+    def metrics() -> dict[str, float]:
+        return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+    a, n0 = metrics(), page.evaluate(count)
+    page.wait_for_timeout(seconds * 1000)
+    z, n1 = metrics(), page.evaluate(count)
+    units = max(1, n1 - n0)
+    out = {k: (z[k] - a[k]) * 1000 / units for k in ("TaskDuration", "ScriptDuration", "LayoutDuration")}
+    out["units"] = units
+    return out
+
+
+def bench_perfpulse(browser: Any, url: str, seconds: float, reloads: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for label, viewport in VIEWPORTS.items():
+        ctx = browser.new_context(viewport=viewport)
+        ctx.add_init_script(LONGTASKS)
+        page = ctx.new_page()
+        page.goto(url + "/")
+        page.fill("input[name=username]", ADMIN[0])
+        page.fill("input[name=password]", ADMIN[1])
+        page.click("button[type=submit]")
+        page.wait_for_selector("[data-state=live]")
+        page.wait_for_timeout(5000)
+        cdp = ctx.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        page.evaluate("window.__perfpulse.live.stats.durations.length = 0; window.__longtasks.length = 0")
+        mt = main_thread(page, cdp, seconds, "window.__perfpulse.live.stats.received")
+        ticks = page.evaluate("window.__perfpulse.live.stats.durations.slice()")
+        longtasks = page.evaluate("window.__longtasks.slice()")
+        ticks.sort()
+        results[label] = {
+            **mt,
+            "tick_median": statistics.median(ticks),
+            "tick_p95": ticks[int(0.95 * (len(ticks) - 1))],
+            "ticks": len(ticks),
+            "longtasks": len(longtasks),
+        }
+        ctx.close()
+    # Time to the first chart drawn with every backfilled point, after a fresh load (logged in already).
+    ctx = browser.new_context(viewport=VIEWPORTS["1920x1080"])
+    page = ctx.new_page()
+    page.goto(url + "/")
+    page.fill("input[name=username]", ADMIN[0])
+    page.fill("input[name=password]", ADMIN[1])
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-state=live]")
+    loads = []
+    for _ in range(reloads):
+        page.reload()
+        mark = page.wait_for_function(
+            "() => { const m = performance.getEntriesByName('perfpulse:first-full-chart')[0];"
+            " return m && {t: m.startTime, points: m.detail.points}; }",
+            timeout=30_000,
+        ).json_value()
+        loads.append(mark)
+        page.wait_for_timeout(1500)
+    ctx.close()
+    results["first_full_chart_ms"] = statistics.median(m["t"] for m in loads)
+    results["first_full_chart_all"] = [round(m["t"]) for m in loads]
+    results["first_full_chart_points"] = min(m["points"] for m in loads)
+    return results
+
+
+def bench_glances(browser: Any, url: str, seconds: float) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for label, viewport in VIEWPORTS.items():
+        ctx = browser.new_context(viewport=viewport)
+        page = ctx.new_page()
+        # Count the UI's polls of the stats API (its refreshes).
+        polls = {"n": 0}
+
+        def on_request(r: Any, polls: dict[str, int] = polls) -> None:
+            if "/api/" in r.url:
+                polls["n"] += 1
+
+        page.on("request", on_request)
+        page.goto(url + "/")
+        page.wait_for_timeout(5000)
+        cdp = ctx.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        a = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        t0, n0 = time.monotonic(), polls["n"]
+        page.wait_for_timeout(seconds * 1000)
+        z = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        elapsed, requests = time.monotonic() - t0, polls["n"] - n0
+        refreshes = max(1.0, elapsed)  # -t 1: one refresh per second
+        results[label] = {
+            "TaskDuration": (z["TaskDuration"] - a["TaskDuration"]) * 1000 / refreshes,
+            "ScriptDuration": (z["ScriptDuration"] - a["ScriptDuration"]) * 1000 / refreshes,
+            "LayoutDuration": (z["LayoutDuration"] - a["LayoutDuration"]) * 1000 / refreshes,
+            "api_requests_per_s": requests / elapsed,
+        }
+        ctx.close()
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--warmup", type=float, default=300, help="seconds the daemon runs before measuring")
+    ap.add_argument("--seconds", type=float, default=60, help="measuring window per viewport")
+    ap.add_argument("--reloads", type=int, default=5)
+    ap.add_argument("--glances-python", default="/tmp/glances-web-venv/bin/python")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    args = ap.parse_args(sys.argv[1:] if __name__ == "__main__" else [])
+
+    from playwright.sync_api import sync_playwright
+
+    if not (WEB / "index.html").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT / "frontend", check=True)
+        subprocess.run(["npm", "run", "build"], cwd=ROOT / "frontend", check=True)
+    assets = sorted(p for p in WEB.rglob("*") if p.is_file() and p.suffix in (".js", ".css", ".html"))
+    raw, packed = gzip_size(assets)
+
+    tmp = Path(tempfile.mkdtemp(prefix="perfpulse-bench-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp / "serve.log").open("wb")
+    serve = ["serve", "--port", str(port), "--data-dir", str(tmp / "data"), "--interval", "1"]
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "perfpulse.cli", *serve, "--no-access-log", "--log-level", "warning"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    glances = None
+    try:
+        wait_http(url + "/api/v1/health", daemon)
+        token = (tmp / "data" / "setup-token").read_text().strip()
+        r = httpx.post(
+            url + "/api/v1/setup", json={"token": token, "username": ADMIN[0], "password": ADMIN[1]}
+        )
+        r.raise_for_status()
+        print(f"filling the live window for {args.warmup:g} s ...", file=sys.stderr, flush=True)
+        time.sleep(args.warmup)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            pp = bench_perfpulse(browser, url, args.seconds, args.reloads)
+            gl: dict[str, Any] | None = None
+            gl_size: tuple[int, int] | None = None
+            if os.access(args.glances_python, os.X_OK):
+                gport = free_port()
+                gargs = ["-w", "-t", "1", "-B", "127.0.0.1", "-p", str(gport), "--disable-autodiscover"]
+                glances = subprocess.Popen(
+                    [args.glances_python, "-m", "glances", *gargs, "--disable-check-update"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                wait_http(f"http://127.0.0.1:{gport}/", glances)
+                gl = bench_glances(browser, f"http://127.0.0.1:{gport}", args.seconds)
+                gdir = Path(
+                    subprocess.check_output(
+                        [
+                            args.glances_python,
+                            "-c",
+                            "import glances, os; print(os.path.dirname(glances.__file__))",
+                        ],
+                        text=True,
+                    ).strip()
+                )
+                gfiles = sorted((gdir / "outputs" / "static" / "public").glob("*.js"))
+                gl_size = gzip_size(gfiles)
+            browser.close()
+    finally:
+        stop(daemon)
+        if glances is not None:
+            stop(glances)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print("## Dashboard\n")
+    print(
+        "Debian Chromium 150 headless (software rendering, `--disable-gpu`) on this VM (2 vCPU), the daemon and"
+    )
+    print(
+        f"the browser on the same machine; perfpulse at 1 Hz after {args.warmup:g} s of warm-up, {args.seconds:g} s"
+    )
+    print("windows. Main-thread time is Chromium's own `TaskDuration` per tick (perfpulse) or per refresh")
+    print("(Glances, `-t 1`); the per-tick median is the page's own measure (message → work done, rendering")
+    print(
+        "included). Command: `.venv/bin/python -m bench.dashboard"
+        + (f" --warmup {args.warmup:g}" if args.warmup != 300 else "")
+        + "`\n"
+    )
+    print(
+        "| viewport | perfpulse main thread / tick | per-tick median (p95) | Glances main thread / refresh | ratio | long tasks |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for label in VIEWPORTS:
+        a = pp[label]
+        g = gl[label] if gl else None
+        ratio = f"{a['TaskDuration'] / g['TaskDuration']:.2f}" if g and g["TaskDuration"] else "—"
+        gtxt = f"{g['TaskDuration']:.1f} ms" if g else "not run"
+        print(
+            f"| {label} | {a['TaskDuration']:.1f} ms | {a['tick_median']:.1f} ms ({a['tick_p95']:.1f} ms) |"
+            f" {gtxt} | {ratio} | {a['longtasks']} |"
+        )
+    print()
+    print(
+        f"- Time to the first full chart after a reload (median of {args.reloads}, from navigation start, "
+        f"≥ {pp['first_full_chart_points']} backfilled points): **{pp['first_full_chart_ms']:.0f} ms** "
+        f"(all: {pp['first_full_chart_all']}; target ≤ 1000 ms)"
+    )
+    print(
+        f"- Bundle (JS + CSS + HTML): {raw / 1024:.1f} KiB, **{packed / 1024:.1f} KiB gzip -9** (target ≤ 250 KB)",
+        end="",
+    )
+    if gl_size:
+        print(
+            f"; Glances' web UI JS: {gl_size[0] / 1024:.0f} KiB, {gl_size[1] / 1024:.0f} KiB gzip ({packed / gl_size[1]:.2f}×)"
+        )
+    else:
+        print()
+
+
+if __name__ == "__main__":
+    main()
