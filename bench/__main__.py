@@ -6,7 +6,14 @@ import importlib
 import sys
 
 #: Benchmark modules under bench/, each with a ``main() -> None`` that prints its markdown section.
-MODULES: tuple[str, ...] = ("perf_read", "tick_cost", "collector_costs", "processes_scan")
+MODULES: tuple[str, ...] = (
+    "perf_read",
+    "tick_cost",
+    "collector_costs",
+    "processes_scan",
+    "history",
+    "ws_fanout",
+)
 
 
 def main() -> int:

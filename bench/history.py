@@ -277,13 +277,16 @@ def file_bytes(path: Path) -> int:
 
 
 def tier_sizes(store: SqlStore) -> tuple[float, float]:
-    """(bytes per raw sample in hist_raw, bytes per 1-minute rollup row), from the pages each table uses."""
+    """(bytes per raw sample in hist_raw, bytes per 1-minute rollup row), from the pages each table and
+    its index use (PostgreSQL: table, TOAST and indexes)."""
     store.maintenance()
     sizes = store.size_bytes()
     with store._reader() as conn:
         raw_n = int(conn.execute("SELECT COALESCE(SUM(n), 0) FROM hist_raw")[0][0])
         m1_n = int(conn.execute("SELECT COUNT(*) FROM hist_1m")[0][0])
-    return sizes.get("hist_raw", 0) / max(1, raw_n), sizes.get("hist_1m", 0) / max(1, m1_n)
+    raw_bytes = sum(v for k, v in sizes.items() if k in ("hist_raw", "sqlite_autoindex_hist_raw_1"))
+    m1_bytes = sum(v for k, v in sizes.items() if k in ("hist_1m", "sqlite_autoindex_hist_1m_1"))
+    return raw_bytes / max(1, raw_n), m1_bytes / max(1, m1_n)
 
 
 def steady_state_mb(raw_bps: float, m1_bpr: float) -> float:
@@ -340,9 +343,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         rows.append(
             (
-                "bytes per 1-minute rollup row; disk per series at 1 Hz, default retention",
-                f"{m1_b:.1f} B; {steady_state_mb(raw_b, m1_b):.1f} MB",
-                f"{base_bps * 86_400 * 730 / 1e6:,.0f} MB (2 y of raw JSON)",
+                "1-minute rollup row; disk per series at 1 Hz (raw 48 h + 1m 90 d + 1h 2 y)",
+                f"{m1_b:.1f} B/row; {steady_state_mb(raw_b, m1_b):.1f} MB per series",
+                f"{base_bps * 86_400 / 1e6:.1f} MB per series per day kept",
                 "-",
             )
         )

@@ -6,7 +6,8 @@ Two servers, same app, same payload, same clients, run one after the other in th
 * ``naive`` — the obvious broadcast: for every client in turn, serialize the snapshot and await the send.
 
 The server runs in its own process (so its CPU time is its own, read from /proc/<pid>/stat), the clients in
-another (``websockets`` library, a read-only API token). The payload is a real Snapshot of this machine's
+another: minimal hand-framed WebSocket clients on uvloop with a read-only API token, cheap enough that the
+latencies measured are the server's rather than those of one Python process parsing 1,000 sockets. The payload is a real Snapshot of this machine's
 collectors, taken once and replayed every tick, with the seq and timestamps of each tick.
 
     .venv/bin/python -m bench.ws_fanout [--clients 100,500,1000] [--seconds 20] [--modes hub,naive]
@@ -141,44 +142,121 @@ def serve(port: int, data_dir: str, mode: str) -> None:
 # -- client side ------------------------------------------------------------------------------------------
 
 
-def clients(port: int, token: str, n: int, seconds: float) -> None:
+class _RawClient(asyncio.Protocol):
+    """A minimal WebSocket client (RFC 6455 framing by hand, uvloop underneath), so the measuring side costs
+    a few microseconds per message and the latencies are the server's, not a Python client library's."""
+
+    def __init__(
+        self, request: bytes, ready: asyncio.Future[None], record: Any, *, stall: bool = False
+    ) -> None:
+        self.stall = stall
+        self.request = request
+        self.ready = ready
+        self.record = record
+        self.buf = bytearray()
+        self.upgraded = False
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                if not self.ready.done():
+                    self.ready.set_exception(RuntimeError(bytes(buf[:200]).decode(errors="replace")))
+                return
+            del buf[: end + 4]
+            self.upgraded = True
+            if self.stall:
+                # Never read again: the server's writes to this socket back up once the buffers fill.
+                self.transport.pause_reading()
+                self.ready.set_result(None)
+                return
+        while len(buf) >= 2:
+            opcode = buf[0] & 0x0F
+            ln = buf[1] & 0x7F
+            hdr = 2
+            if ln == 126:
+                if len(buf) < 4:
+                    return
+                ln, hdr = int.from_bytes(buf[2:4], "big"), 4
+            elif ln == 127:
+                if len(buf) < 10:
+                    return
+                ln, hdr = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < hdr + ln:
+                return
+            head = bytes(buf[hdr : hdr + min(ln, 200)])
+            payload_for_pong = bytes(buf[hdr : hdr + ln]) if opcode == 0x9 else b""
+            del buf[: hdr + ln]
+            if opcode == 0x9 and self.transport is not None:  # ping -> masked pong (zero mask key)
+                self.transport.write(
+                    bytes([0x8A, 0x80 | len(payload_for_pong)]) + b"\0\0\0\0" + payload_for_pong
+                )
+            elif opcode in (0x1, 0x2):  # text (the naive server) or binary (the hub)
+                if not self.ready.done():
+                    self.ready.set_result(None)  # the hello
+                else:
+                    self.record(head)
+
+
+def clients(port: int, token: str, n: int, seconds: float, stalled: int = 0, warmup: float = 3.0) -> None:
     """The client process: n connections; per tick received, latency = arrival - the tick's wall time."""
     _raise_nofile()
-    from websockets.asyncio.client import connect
+    try:
+        import uvloop
 
+        uvloop.install()
+    except ImportError:
+        pass
     lat: list[float] = []
+    seqs: set[int] = set()
     received = [0]
     measuring = [False]
-    first_seq: list[int] = []
+    request = (
+        "GET /api/v1/ws?backfill=0 HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
 
-    async def one(ready: asyncio.Event) -> None:
-        async with connect(
-            f"ws://127.0.0.1:{port}/api/v1/ws?backfill=0",
-            additional_headers={"Authorization": f"Bearer {token}"},
-            compression=None,
-            max_size=None,
-            open_timeout=60,
-            ping_interval=None,
-        ) as ws:
-            await ws.recv()  # hello
-            ready.set()
-            async for raw in ws:
-                now = time.time()
-                m = TICK_RE.match(raw[:200] if isinstance(raw, bytes) else raw[:200].encode())
-                if m and measuring[0]:
-                    lat.append(now - float(m.group(2)))
-                    received[0] += 1
-                    first_seq.append(int(m.group(1)))
+    def record(head: bytes) -> None:
+        now = time.time()
+        m = TICK_RE.match(head)
+        if m and measuring[0]:
+            lat.append(now - float(m.group(2)))
+            received[0] += 1
+            seqs.add(int(m.group(1)))
 
     async def main() -> None:
-        tasks = []
-        for i in range(n):
-            ready = asyncio.Event()
-            tasks.append(asyncio.create_task(one(ready)))
-            await ready.wait()
-            if i % 50 == 49:
-                await asyncio.sleep(0)
-        await asyncio.sleep(3.0)  # warm-up
+        loop = asyncio.get_running_loop()
+        transports = []
+        for _ in range(stalled):  # first, so a broadcast that walks clients in order meets them first
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.setblocking(False)
+            gate: asyncio.Future[None] = loop.create_future()
+            tr, _proto = await loop.create_connection(
+                lambda gate=gate: _RawClient(request, gate, record, stall=True), sock=sock
+            )
+            transports.append(tr)
+            await asyncio.wait_for(gate, 30)
+        for _ in range(n):
+            ready: asyncio.Future[None] = loop.create_future()
+            tr, _proto = await loop.create_connection(
+                lambda ready=ready: _RawClient(request, ready, record), "127.0.0.1", port
+            )
+            transports.append(tr)
+            await asyncio.wait_for(ready, 30)
+        await asyncio.sleep(warmup)  # warm-up (long with a stalled peer: the kernel buffers must fill first)
         cpu0 = time.process_time()
         print("start", flush=True)
         measuring[0] = True
@@ -186,13 +264,10 @@ def clients(port: int, token: str, n: int, seconds: float) -> None:
         measuring[0] = False
         print("stop", flush=True)
         cpu = time.process_time() - cpu0
-        seqs = sorted(set(first_seq))
-        ticks = len(seqs)
-        out = {"latencies": lat, "received": received[0], "ticks": ticks, "client_cpu": cpu / seconds}
+        out = {"latencies": lat, "received": received[0], "ticks": len(seqs), "client_cpu": cpu / seconds}
         print(json.dumps(out), flush=True)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for tr in transports:
+            tr.close()
 
     asyncio.run(main())
 
@@ -218,7 +293,7 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def run_one(mode: str, n: int, seconds: float) -> dict[str, Any]:
+def run_one(mode: str, n: int, seconds: float, stalled: int = 0, warmup: float = 3.0) -> dict[str, Any]:
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
@@ -248,6 +323,8 @@ def run_one(mode: str, n: int, seconds: float) -> dict[str, Any]:
                     info["token"],
                     str(n),
                     str(seconds),
+                    str(stalled),
+                    str(warmup),
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -267,6 +344,7 @@ def run_one(mode: str, n: int, seconds: float) -> dict[str, Any]:
     return {
         "mode": mode,
         "clients": n,
+        "stalled": stalled,
         "payload_bytes": info["payload_bytes"],
         "p50_ms": _pct(lat, 0.50) * 1000,
         "p99_ms": _pct(lat, 0.99) * 1000,
@@ -284,11 +362,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--modes", default="hub,naive")
     p.add_argument("--json", type=Path, help="also write the raw results here")
+    p.add_argument(
+        "--stalled-warmup",
+        type=float,
+        default=0.0,
+        help="also run with one peer that never reads, measuring after this many seconds (the kernel's "
+        "socket buffers, up to tcp_wmem's 4 MiB, must fill before a broadcast can block on it)",
+    )
+    p.add_argument("--stalled-clients", type=int, default=100, help="readers beside the stalled peer")
     args = p.parse_args(argv)
     rows = []
-    for n in [int(x) for x in args.clients.split(",")]:
+    sizes = [int(x) for x in args.clients.split(",")]
+    plan = [(n, 0) for n in sizes]
+    if args.stalled_warmup > 0:
+        plan.append((args.stalled_clients, 1))
+    for n, stalled in plan:
         for mode in args.modes.split(","):
-            row = run_one(mode, n, args.seconds)
+            row = run_one(mode, n, args.seconds, stalled, args.stalled_warmup if stalled else 3.0)
             rows.append(row)
             print(
                 f"# {mode} n={n}: {json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})}",
@@ -298,18 +388,20 @@ def main(argv: list[str] | None = None) -> None:
     print("## WebSocket fan-out\n")
     print(
         f"Payload: one real Snapshot of this machine, {rows[0]['payload_bytes']} bytes as JSON, 1 tick/s, "
-        f"{args.seconds:g} s measured per row after a 3 s warm-up.\n"
+        f"{args.seconds:g} s measured per row after a 3 s warm-up"
+        + (f" ({args.stalled_warmup:g} s with the stalled peer).\n" if args.stalled_warmup > 0 else ".\n")
     )
     print(
         "| clients | server | p50 ms | p99 ms | max ms | server CPU % of a core | ticks delivered | client CPU % |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        who = f"{r['clients']} + {r['stalled']} stalled" if r["stalled"] else str(r["clients"])
         print(
-            f"| {r['clients']} | {r['mode']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
+            f"| {who} | {r['mode']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
             f"{r['server_cpu_pct']:.1f} | {r['delivered'] * 100:.1f}% | {r['client_cpu_pct']:.1f} |"
         )
-    by = {(r["mode"], r["clients"]): r for r in rows}
+    by = {(r["mode"], r["clients"]): r for r in rows if not r["stalled"]}
     ratios = []
     for n in sorted({r["clients"] for r in rows}):
         h, nv = by.get(("hub", n)), by.get(("naive", n))
@@ -328,6 +420,13 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--_serve":
         serve(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif len(sys.argv) > 1 and sys.argv[1] == "--_clients":
-        clients(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        clients(
+            int(sys.argv[2]),
+            sys.argv[3],
+            int(sys.argv[4]),
+            float(sys.argv[5]),
+            int(sys.argv[6]),
+            float(sys.argv[7]),
+        )
     else:
         main()

@@ -273,19 +273,22 @@ def build(machine: Path, clock: FakeClock) -> Sampler:
     )
 
 
-def run_scenario(scenario: str, tmp_path: Path) -> tuple[Snapshot, Sampler, Path]:
+def run_scenario(
+    scenario: str, tmp_path: Path, first: str = "t0", second: str = "t1"
+) -> tuple[Snapshot, Sampler, Path]:
+    """Tick on ``first``, switch the tree to ``second`` 1 s later, tick; the second Snapshot."""
     src = MACHINES / scenario
     assert (src / "t0").is_dir() and (src / "t1").is_dir(), f"fixture {src} needs t0/ and t1/"
     tmp_path.mkdir(parents=True, exist_ok=True)
     machine = tmp_path / f"machine-{scenario}"
-    point(machine, src / "t0")
+    point(machine, src / first)
     clock = FakeClock(start=1000.0, wall_start=1_764_000_000.0)
     sampler = build(machine, clock)
 
     async def two_ticks() -> Snapshot:
         try:
             await sampler.tick()
-            point(machine, src / "t1")
+            point(machine, src / second)
             clock.advance(1.0)
             return await sampler.tick()
         finally:
@@ -365,11 +368,13 @@ def _all_scenarios() -> list[str]:
     )
 
 
+@pytest.mark.parametrize("order", [("t0", "t1"), ("t1", "t0")], ids=["forward", "backward"])
 @pytest.mark.parametrize("scenario", _all_scenarios())
-def test_no_negative_or_absurd_rates(scenario: str, tmp_path: Path) -> None:
-    """Across every fixture pair (wrapped and reset counters included): rates are >= 0 and ratios of
-    time are within [0, 1]."""
-    snapshot, sampler, _ = run_scenario(scenario, tmp_path)
+def test_no_negative_or_absurd_rates(scenario: str, order: tuple[str, str], tmp_path: Path) -> None:
+    """Rates are >= 0 and time ratios within [0, 1], forward and with the two captures swapped: backward,
+    every cumulative counter decreases, as after a wrap or a reset, and must give no rate at all rather
+    than a negative or huge one."""
+    snapshot, sampler, _ = run_scenario(scenario, tmp_path, *order)
     bad = []
     for collector in sampler.aggregator.collectors():
         units = {s.name: s.unit for s in collector.catalogue}
@@ -381,4 +386,10 @@ def test_no_negative_or_absurd_rates(scenario: str, tmp_path: Path) -> None:
                 bad.append(f"{sample.series_key}={sample.value:g}")
             if sample.name.endswith("utilization_ratio") and not 0 <= sample.value <= 1:
                 bad.append(f"{sample.series_key}={sample.value:g}")
-    assert not bad, f"{scenario}: {bad[:20]}"
+    assert not bad, f"{scenario} {order}: {bad[:20]}"
+    if order == ("t1", "t0"):
+        # Spot checks that the decrease was seen as a reset: no scheduler or interface rate survives.
+        cpu = snapshot.data.get("cpu", {})
+        assert cpu.get("context_switches_per_second") is None, cpu.get("context_switches_per_second")
+        for name, iface in snapshot.data.get("network", {}).get("interfaces", {}).items():
+            assert iface.get("rx_bytes_per_second") in (None, 0.0), (name, iface)

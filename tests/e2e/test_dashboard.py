@@ -109,7 +109,9 @@ def test_live_values_follow_the_daemon_tick_by_tick(browser: Any, daemon: Daemon
     assert [s for s, _ in seen] == list(range(seen[0][0], seen[0][0] + 3))
     assert len({t for _, t in seen}) == 3
 
-    # What the page shows is what the REST API says for the same tick.
+    # What the page shows is what the REST API says for the same tick. (Panels off screen pause their
+    # updates, so the process table is brought into view first.)
+    page.locator("[data-testid=proc-total]").scroll_into_view_if_needed()
     got = page.evaluate(
         """async () => {
           for (let i = 0; i < 40; i++) {

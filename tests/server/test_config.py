@@ -105,6 +105,10 @@ def test_bad_config_gets_422_per_field_and_changes_nothing(server_factory: Serve
         assert r.json()["detail"][0]["loc"] == ["body", "collectors", "nope"]
         assert "unknown collector" in r.json()["detail"][0]["msg"]
         assert srv.sampler.interval == 0.2  # the valid field was not applied either
+        r = c.put("/api/v1/config", json={"perf_events": ["cycles", "bogus-event"]})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "perf_events", "1"]
+        assert "unknown event 'bogus-event'" in r.json()["detail"][0]["msg"]
         assert c.put("/api/v1/config", json={"unknown_field": 1}).status_code == 422
         assert (
             c.put(

@@ -22,6 +22,10 @@ def test_system_describes_machine_and_daemon(server: LiveServer) -> None:
     perf = info["perf"]
     assert perf["perf_event_paranoid"] == int(Path("/proc/sys/kernel/perf_event_paranoid").read_text())
     assert perf["root"] == (os.geteuid() == 0)
+    # The full diagnosis from `perfpulse check`, per event.
+    assert perf["probe"]["paranoid"] == perf["perf_event_paranoid"]
+    assert perf["probe"]["events"]
+    assert all({"event", "ok"} <= set(e) for e in perf["probe"]["events"])
     assert info["perfpulse"]["websocket"]["max_clients"] == server.settings.max_connections
     assert info["perfpulse"]["sampler"]["seq"] >= 1
 

@@ -206,3 +206,58 @@ def test_tokens_never_appear_in_the_process_arguments() -> None:
     r = cli("user", "add", "--help")
     assert "--password " not in r.stdout and "--password=" not in r.stdout
     assert os.environ.get("PERFPULSE_PASSWORD") is None
+
+
+def test_sigterm_with_open_websockets_stops_within_5_s(
+    daemon: tuple[subprocess.Popen[str], str, Path],
+) -> None:
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    proc, url, data = daemon
+    assert (
+        cli(
+            "user",
+            "--data-dir",
+            str(data),
+            "add",
+            "a",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin="a-password\n",
+        ).returncode
+        == 0
+    )
+    with httpx.Client(base_url=url) as c:
+        c.post("/api/v1/auth/login", json={"username": "a", "password": "a-password"})
+        cookie = c.cookies["perfpulse_session"]
+
+    async def go() -> tuple[float, int | None]:
+        conns = [
+            await connect(
+                url.replace("http", "ws") + "/api/v1/ws",
+                additional_headers={"Cookie": f"perfpulse_session={cookie}"},
+            )
+            for _ in range(5)
+        ]
+        for ws in conns:
+            await ws.recv()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        codes = []
+        for ws in conns:
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            except ConnectionClosed as exc:
+                codes.append(exc.rcvd.code if exc.rcvd else None)
+        await asyncio.to_thread(proc.wait, 10)
+        return time.monotonic() - t0, codes[0]
+
+    took, code = asyncio.run(go())
+    assert took < 5.0
+    assert code in (1001, 1012)  # going away / service restart
+    assert proc.returncode in (0, -signal.SIGTERM)

@@ -52,13 +52,13 @@ def test_kill_9_twenty_times(tmp_path: Path) -> None:
         store = SQLiteStore(db, host="h1", chunk_seconds=60)
         try:
             present: dict[str, set[int]] = {}
-            for key in (SERIES[0], SERIES[57], SERIES[-1]):
+            for key in (SERIES[0], SERIES[27], SERIES[-1]):
                 (s,) = store.resolve("h1", [key])
                 stamps = [t for ts, _ in store.iter_raw(s, 0, T0 + 10**9) for t in ts]
                 assert len(stamps) == len(set(stamps)), "a tick was stored twice"
                 present[key] = {(t - T0) // 1000 for t in stamps}
             # a tick is stored whole or not at all
-            assert present[SERIES[0]] == present[SERIES[57]] == present[SERIES[-1]]
+            assert present[SERIES[0]] == present[SERIES[27]] == present[SERIES[-1]]
             stored = present[SERIES[0]]
             lost = sorted(accepted - stored)
             assert all(i >= last - 1 for i in lost), f"round {round_}: lost {lost} (last accepted {last})"
@@ -76,5 +76,5 @@ def test_kill_9_twenty_times(tmp_path: Path) -> None:
         finally:
             store.close()
         first = max(stored | {last}) + 1
-    assert len(accepted) > 200
+    assert len(accepted) > 100
     assert time.monotonic() - started < 60

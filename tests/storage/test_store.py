@@ -385,3 +385,24 @@ def test_export_csv_and_json_stream(make_store: Factory) -> None:
             now_ms=now,
             max_rows=1000,
         )
+
+
+def test_schema_is_versioned_and_the_chunk_length_fixed_at_creation(make_store: Factory) -> None:
+    from perfpulse.storage import StoreError
+
+    store = make_store(chunk_seconds=120)
+    store.write(list(ticks(400, interval_ms=1000)))
+    store.close()
+    again = make_store(chunk_seconds=900)  # a later configuration cannot reinterpret stored chunks
+    assert again.chunk_ms == 120_000
+    r = q.history(
+        again, host="h1", keys=[KEYS[2]], start=T0, end=T0 + 400_000, points=1000, now_ms=T0 + 400_000
+    )
+    assert len(r["series"][0]["t"]) == 400
+    conn = again._writer()
+    conn.begin()
+    conn.execute("UPDATE hist_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    again.close()
+    with pytest.raises(StoreError, match="newer"):
+        make_store()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from gen import KEYS, T0, ticks
-from support import require_root, require_tool
+from support import require, require_root, require_tool
 
 from perfpulse.model import CollectorMeta, MetricSpec, Snapshot
 from perfpulse.storage import Tick
@@ -62,8 +62,15 @@ def test_history_sink_writes_every_tick(tmp_path: Path) -> None:
     hist = History(SQLiteStore(tmp_path / "perfpulse.db", host="h1"), catalogue=lambda: cat)
     try:
         for i in range(50):
+            # the Sampler may name the host differently; the store's own name is the one recorded
             snap = Snapshot(
-                "h1", T0 / 1000 + i, float(i), i, 1.0, {"mem": {"used": i}}, {"mem": CollectorMeta(0, 0)}
+                "h1.example",
+                T0 / 1000 + i,
+                float(i),
+                i,
+                1.0,
+                {"mem": {"used": i}},
+                {"mem": CollectorMeta(0, 0)},
             )
             hist.sink(snap)
         assert hist.writer.wait_idle(10)
@@ -150,7 +157,15 @@ def test_full_disk_reports_and_resumes_without_corruption(tmp_path: Path) -> Non
     require_tool("mount")
     mnt = tmp_path / "small"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    require(
+        done.returncode == 0, f"needs to mount a 2 MiB tmpfs (root with CAP_SYS_ADMIN): {done.stderr.strip()}"
+    )
     try:
         store = SQLiteStore(mnt / "perfpulse.db", host="h1", busy_timeout_ms=50)
         # (retention off: the generated ticks are months old)
@@ -219,6 +234,50 @@ def test_retention_runs_in_the_background(tmp_path: Path) -> None:
 
         _wait(empty, 20)
         assert writer.stats.retention_deleted_rows > 0
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_handoff_is_bounded_while_a_write_hangs(tmp_path: Path) -> None:
+    """The writer thread blocks inside one write (a real lock, a long busy timeout); what is submitted
+    meanwhile waits in a bounded hand-off queue whose overflow is counted like the buffer's."""
+    store = SQLiteStore(tmp_path / "perfpulse.db", host="h1", busy_timeout_ms=3000)
+    other = sqlite3.connect(tmp_path / "perfpulse.db", isolation_level=None)
+    writer = StoreWriter(store, max_handoff=5, backoff_initial=0.01)
+    writer.start()
+    try:
+        all_ticks = list(ticks(21, interval_ms=1000))
+        other.execute("BEGIN EXCLUSIVE")
+        writer.submit(all_ticks[0])
+        _wait(lambda: not writer._handoff)  # taken: the writer now waits for the lock
+        time.sleep(0.05)
+        for t in all_ticks[1:]:
+            writer.submit(t)
+        assert writer.stats.dropped_samples == 15 * len(KEYS)
+        other.execute("ROLLBACK")
+        assert writer.wait_idle(10)
+        assert _raw_ts(store, KEYS[0], T0 + 10**6) == [all_ticks[0].ts_ms] + [t.ts_ms for t in all_ticks[16:]]
+    finally:
+        writer.stop()
+        other.close()
+        store.close()
+
+
+def test_a_snapshot_that_cannot_be_converted_is_skipped(tmp_path: Path) -> None:
+    class Broken(dict):  # type: ignore[type-arg]
+        def items(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("broken catalogue")
+
+    store = SQLiteStore(tmp_path / "perfpulse.db", host="h1")
+    writer = StoreWriter(store)
+    writer.start()
+    try:
+        snap = Snapshot("h1", T0 / 1000, 0.0, 0, 1.0, {}, {})
+        writer.submit((snap, Broken()))
+        writer.submit(next(ticks(1, start=T0 + 1000)))
+        assert writer.wait_idle(5)
+        assert writer.stats.written_ticks == 1  # the thread survived and went on
     finally:
         writer.stop()
         store.close()

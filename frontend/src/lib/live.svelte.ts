@@ -270,6 +270,30 @@ class LiveStore {
 
 export const live = new LiveStore();
 
+/**
+ * The latest snapshot and tick for a panel, frozen while the panel is off screen: a panel scrolled out of
+ * view then costs nothing per tick, and catches up the moment it is visible again.
+ */
+export function frozenWhileHidden(isVisible: () => boolean): { readonly latest: SnapshotMsg | null; readonly version: number } {
+  let latest: SnapshotMsg | null = null;
+  let version = -1;
+  const snap = $derived.by(() => {
+    if (isVisible() || version < 0) {
+      latest = live.latest;
+      version = live.version;
+    }
+    return { latest, version };
+  });
+  return {
+    get latest() {
+      return snap.latest;
+    },
+    get version() {
+      return snap.version;
+    },
+  };
+}
+
 declare global {
   interface Window {
     __perfpulse?: { live: LiveStore };

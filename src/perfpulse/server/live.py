@@ -65,6 +65,19 @@ def event_collectors(sampler: Sampler) -> list[BaseCollector]:
     return [c for c in sampler.aggregator.collectors() if _takes(c, "events")]
 
 
+def check_events(events: list[str], sysfs: Path) -> None:
+    """Each name must parse against this machine's PMUs (what `perf list` would accept here)."""
+    from perfpulse.perf.events import parse_event
+    from perfpulse.perf.pmu import discover_pmus
+
+    pmus = discover_pmus(sysfs)
+    for i, name in enumerate(events):
+        try:
+            parse_event(name, pmus)
+        except ValueError as exc:  # UnknownEventError included
+            raise FieldProblem("perf_events", str(exc), str(i)) from None
+
+
 class LiveConfig:
     """Applies and persists the run-time settings of one daemon."""
 
@@ -96,8 +109,11 @@ class LiveConfig:
                     raise FieldProblem(
                         "collectors", f"unknown collector {name!r}; known: {', '.join(sorted(known))}", name
                     )
-        if update.perf_events is not None and not event_collectors(self.sampler):
-            raise FieldProblem("perf_events", "no collector here counts perf events")
+        if update.perf_events is not None:
+            targets = event_collectors(self.sampler)
+            if not targets:
+                raise FieldProblem("perf_events", "no collector here counts perf events")
+            check_events(update.perf_events, targets[0].roots.sys)
 
     def apply(self, update: ConfigUpdate, *, persist: bool = True) -> list[str]:
         """Apply ``update`` (validated first, so a bad field changes nothing); returns the fields changed."""

@@ -145,7 +145,7 @@ def encode(t0: int, ts: array[int] | list[int], values: array[float] | list[floa
     return _HEAD.pack(_VERSION, tmode, vmode, n, first) + _varbytes(tpart) + vpart
 
 
-def decode(t0: int, blob: bytes) -> tuple[array[int], array[float]]:
+def decode(t0: int, blob: bytes) -> tuple[list[int], array[float]]:
     """The (timestamps, values) of a chunk written by :func:`encode`."""
     try:
         version, tmode, vmode, n, first = _HEAD.unpack_from(blob, 0)
@@ -161,10 +161,11 @@ def decode(t0: int, blob: bytes) -> tuple[array[int], array[float]]:
         start = t0 + first
         if tmode == _T_REGULAR:
             (step,) = struct.unpack("<i", tpart)
-            ts = array("q", range(start, start + step * n, step)) if step else array("q", [start] * n)
+            ts = list(range(start, start + step * n, step)) if step else [start] * n
         elif tmode in (_T_DELTA16, _T_DELTA32):
             deltas = _unpack(tpart, "h" if tmode == _T_DELTA16 else "i")
-            ts = array("q", accumulate(deltas, initial=start))
+            # A list, not an array: callers want Python ints anyway, and this spares a conversion.
+            ts = list(accumulate(deltas, initial=start))
         else:
             raise CodecError(f"unknown timestamp mode {tmode}")
         if vmode == _V_CONST:

@@ -542,7 +542,7 @@ class SqlStore(abc.ABC):
 
     def _raw_pieces(
         self, conn: Conn, series: SeriesInfo, start: int, end: int, horizons: dict[str, int]
-    ) -> Iterator[tuple[array[int], array[float]]]:
+    ) -> Iterator[tuple[Sequence[int], array[float]]]:
         staged_from = horizons.get("raw", 0)
         if start < staged_from:
             for t0, blob in conn.execute(
@@ -590,7 +590,7 @@ class SqlStore(abc.ABC):
             horizons = self._horizons(conn, series.host)
             for ts, vals in self._raw_pieces(conn, series, start_ms, end_ms, horizons):
                 if len(ts):
-                    yield ts.tolist(), vals.tolist()
+                    yield (ts if isinstance(ts, list) else list(ts)), vals.tolist()
 
     def iter_rollups(
         self, series: SeriesInfo, tier: str, start_ms: int, end_ms: int

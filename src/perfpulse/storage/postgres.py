@@ -30,6 +30,20 @@ def _q(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+def _connect_options(timeout: float) -> dict[str, Any]:
+    """libpq options that turn a server that vanished without closing the connection (a partition, a
+    power cut) into an error within seconds, instead of a write blocked for the TCP retransmit timeout."""
+    t = max(1, int(timeout))
+    return {
+        "connect_timeout": t,
+        "keepalives": 1,
+        "keepalives_idle": t,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": t * 2000,
+    }
+
+
 class _PgConn(Conn):
     def __init__(self, raw: Any) -> None:
         self.raw = raw
@@ -104,13 +118,16 @@ class PostgresStore(SqlStore):
             max_size=readers,
             open=False,
             timeout=connect_timeout,
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
+            kwargs={"autocommit": True, **_connect_options(connect_timeout)},
             name="perfpulse-history",
             # A restarted server leaves dead connections in the pool; check each before use.
             check=ConnectionPool.check_connection,
         )
         try:
             self._setup()
+        except StoreError:
+            self.close()
+            raise
         except psycopg.Error as exc:
             self.close()
             raise StoreError(f"cannot use the PostgreSQL history database: {exc}") from exc
@@ -118,7 +135,7 @@ class PostgresStore(SqlStore):
 
     def _connect_writer(self) -> Conn:
         psycopg = _psycopg()
-        raw = psycopg.connect(self.dsn, autocommit=False, connect_timeout=max(1, int(self.connect_timeout)))
+        raw = psycopg.connect(self.dsn, autocommit=False, **_connect_options(self.connect_timeout))
         raw.execute("SET lock_timeout = '10s'")
         raw.commit()
         return _PgConn(raw)
@@ -143,11 +160,24 @@ class PostgresStore(SqlStore):
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[Conn]:
-        with self._pool.connection() as raw, raw.transaction():
-            # One snapshot per query: the writer may move a closing chunk from hist_stage to hist_raw
-            # between two statements, and the query must see it in one place or the other, not neither.
-            raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield _PgConn(raw)
+        from psycopg_pool import PoolTimeout
+
+        psycopg = _psycopg()
+        with contextlib.ExitStack() as stack:
+            try:
+                raw = stack.enter_context(self._pool.connection())
+            except PoolTimeout:
+                # After an outage the pool reconnects on its own schedule (with backoff); a server that
+                # is back already should not wait for it, so try once directly.
+                raw = stack.enter_context(
+                    psycopg.connect(self.dsn, autocommit=True, **_connect_options(self.connect_timeout))
+                )
+            with raw.transaction():
+                # One snapshot per query: the writer may move a closing chunk from hist_stage to
+                # hist_raw between two statements, and the query must see it in one place or the
+                # other, not neither.
+                raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield _PgConn(raw)
 
     def size_bytes(self) -> dict[str, int]:
         out: dict[str, int] = {}

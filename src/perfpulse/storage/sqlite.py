@@ -81,6 +81,9 @@ class SQLiteStore(SqlStore):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._setup()
+        except StoreError:
+            self.close()
+            raise
         except (OSError, sqlite3.Error) as exc:
             self.close()
             raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 Catalogue = Mapping[str, Sequence[MetricSpec]]
 
 
-def snapshot_to_tick(snapshot: Snapshot, catalogue: Catalogue) -> Tick:
+def snapshot_to_tick(snapshot: Snapshot, catalogue: Catalogue, host: str | None = None) -> Tick:
     """Every catalogued numeric sample of a Snapshot, keyed by series key.
 
     A stale collector repeats its last good data; storing that would draw a flat line where the truth is
@@ -41,7 +41,7 @@ def snapshot_to_tick(snapshot: Snapshot, catalogue: Catalogue) -> Tick:
         for spec in specs:
             units[spec.name] = spec.unit
             samples.extend((s.series_key, s.value) for s in iter_samples(spec, data))
-    return Tick(snapshot.host, round(snapshot.wall_time * 1000), samples, units)
+    return Tick(host or snapshot.host, round(snapshot.wall_time * 1000), samples, units)
 
 
 class StoreWriter:
@@ -53,6 +53,7 @@ class StoreWriter:
         *,
         capacity_samples: int = 2_000_000,
         max_batch_ticks: int = 200,
+        max_handoff: int = 1000,
         retention_every: float = 60.0,
         maintenance_every: float = 60.0,
         backoff_initial: float = 0.5,
@@ -65,6 +66,7 @@ class StoreWriter:
         self.store = store
         self.capacity = capacity_samples
         self.max_batch_ticks = max_batch_ticks
+        self.max_handoff = max_handoff
         self.retention_every = retention_every
         self.maintenance_every = maintenance_every
         self.backoff_initial = backoff_initial
@@ -85,10 +87,19 @@ class StoreWriter:
 
     # -- producer side (any thread, the event loop included) -------------------------------------------------
     def submit(self, tick: Tick | tuple[Snapshot, Catalogue]) -> None:
+        dropped = None
         with self._cond:
             self._idle.clear()
             self._handoff.append(tick)
+            if len(self._handoff) > self.max_handoff:
+                # The writer thread is stuck inside one database call (a hung connection): keep the
+                # hand-off bounded too, dropping the oldest as the buffer does.
+                dropped = self._handoff.popleft()
             self._cond.notify()
+        if dropped is not None:
+            n = len(dropped.samples if isinstance(dropped, Tick) else snapshot_to_tick(*dropped).samples)
+            with self._cond:
+                self._stats.dropped_samples += n
 
     def sink(self, catalogue: Callable[[], Catalogue]) -> Callable[[Snapshot], None]:
         """A Sampler sink: ``sampler.add_sink(writer.sink(sampler.catalogue), name="store")``."""
@@ -144,7 +155,12 @@ class StoreWriter:
 
     def _buffer(self, items: list[Tick | tuple[Snapshot, Catalogue]]) -> None:
         for item in items:
-            tick = item if isinstance(item, Tick) else snapshot_to_tick(*item)
+            # A Snapshot is stored under the store's host: that is the name queries and pickers use.
+            try:
+                tick = item if isinstance(item, Tick) else snapshot_to_tick(*item, host=self.store.host)
+            except Exception:  # a catalogue that does not fit its data must not end the writer thread
+                log.exception("cannot turn a Snapshot into history samples; skipping it")
+                continue
             self._pending.append(tick)
             self._pending_samples += len(tick.samples)
             while self._pending_samples > self.capacity and len(self._pending) > 1:

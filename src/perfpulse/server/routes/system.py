@@ -25,6 +25,9 @@ log = logging.getLogger("perfpulse.server")
 
 router = APIRouter(tags=["system"])
 CAP_PERFMON = 38
+#: The full probe opens a counter per event; once a minute is plenty (paranoid level rarely changes).
+PROBE_TTL = 60.0
+_PROBE_CACHE: dict[str, tuple[float, dict[str, Any]]] = {}
 CAP_SYS_ADMIN = 21
 
 
@@ -135,15 +138,21 @@ def perf_access() -> dict[str, Any]:
     except ImportError:
         return out
     fn = getattr(probe, "probe", None)
-    if callable(fn):
-        try:
-            result = fn()
-            detail = result.as_dict() if hasattr(result, "as_dict") else result
-            if isinstance(detail, dict):
-                out["probe"] = detail
-        except Exception as exc:  # a diagnosis must never take the endpoint down
-            log.warning("perf probe failed: %s", exc)
-            out["probe_error"] = f"{type(exc).__name__}: {exc}"
+    if not callable(fn):
+        return out
+    cached = _PROBE_CACHE.get("probe")
+    if cached is not None and time.monotonic() - cached[0] < PROBE_TTL:
+        out["probe"] = cached[1]
+        return out
+    try:
+        result = fn()
+        detail = result.as_dict() if hasattr(result, "as_dict") else result
+        if isinstance(detail, dict):
+            out["probe"] = detail
+            _PROBE_CACHE["probe"] = (time.monotonic(), detail)
+    except Exception as exc:  # a diagnosis must never take the endpoint down
+        log.warning("perf probe failed: %s", exc)
+        out["probe_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
