@@ -275,11 +275,8 @@ def main() -> None:
     )
     print("windows. Main-thread time is Chromium's own `TaskDuration` per tick (perfpulse) or per refresh")
     print("(Glances, `-t 1`); the per-tick median is the page's own measure (message → work done, rendering")
-    print(
-        "included). Command: `.venv/bin/python -m bench.dashboard"
-        + (f" --warmup {args.warmup:g}" if args.warmup != 300 else "")
-        + "`\n"
-    )
+    opts = "".join(f" {a}" for a in sys.argv[1:]) if __name__ == "__main__" else ""
+    print(f"included). Command: `.venv/bin/python -m bench.dashboard{opts}`\n")
     print(
         "| viewport | perfpulse main thread / tick | per-tick median (p95) | Glances main thread / refresh | ratio | long tasks |"
     )

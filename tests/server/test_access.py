@@ -235,7 +235,7 @@ def test_unknown_user_and_wrong_password_answer_alike(server_factory: ServerFact
             _login(c, "mallory", "wrong-password")
             t_unknown.append(time.perf_counter() - t0)
     a, b = statistics.median(t_wrong), statistics.median(t_unknown)
-    assert 0.6 < a / b < 1.6, (a, b)
+    assert 0.5 < a / b < 2.0, (a, b)  # without the dummy hash an unknown name answers ~100x faster
 
 
 def test_thirty_bad_logins_are_throttled(server: LiveServer) -> None:
