@@ -3,8 +3,9 @@
 Values come, highest priority first, from keyword arguments (the command line), environment variables
 (``PERFPULSE_INTERVAL=2``, lists comma-separated: ``PERFPULSE_ALLOWED_HOSTS=mon.example.org,10.0.0.5``), an
 optional TOML file (``--config FILE`` or ``PERFPULSE_CONFIG``), then the defaults below. Settings changed at
-run time through the API (interval, collectors, perf events, process top-N) are saved in the data directory
-and re-applied at the next start, except where the command line names that setting explicitly.
+run time through the API (interval, collectors, perf events, process top-N, history retention) are saved in
+the data directory and re-applied at the next start, except where the command line names that setting
+explicitly.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ from pydantic_settings import (
 _TOML_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("perfpulse_toml", default=None)
 
 DEFAULT_PORT = 8787
+
+DAY = 86_400.0
+#: Bounds of every history tier's retention, in seconds: an hour at least (the raw tier is written in
+#: chunks of up to an hour), twenty years at most.
+RETENTION_MIN = 3600.0
+RETENTION_MAX = 20 * 365 * DAY
 
 
 def default_data_dir() -> Path:
@@ -100,6 +107,27 @@ class Settings(BaseSettings):
         None,
         description="history database: postgresql:// URL or SQLite path (default <data_dir>/perfpulse.db)",
     )
+    retention_raw_seconds: float = Field(
+        2 * DAY,
+        ge=RETENTION_MIN,
+        le=RETENTION_MAX,
+        allow_inf_nan=False,
+        description="how long raw samples (one per tick) are kept; at most the 1-minute tier's retention",
+    )
+    retention_minute_seconds: float = Field(
+        90 * DAY,
+        ge=RETENTION_MIN,
+        le=RETENTION_MAX,
+        allow_inf_nan=False,
+        description="how long 1-minute rollups are kept; at most the 1-hour tier's retention",
+    )
+    retention_hour_seconds: float = Field(
+        730 * DAY,
+        ge=RETENTION_MIN,
+        le=RETENTION_MAX,
+        allow_inf_nan=False,
+        description="how long 1-hour rollups are kept",
+    )
 
     @field_validator(
         "collectors", "perf_events", "trusted_proxies", "allowed_hosts", "allowed_origins", mode="before"
@@ -124,6 +152,15 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.certfile is None) != (self.keyfile is None):
             raise ValueError("certfile and keyfile go together: give both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _retention_order(self) -> Settings:
+        problem = retention_order_problem(
+            self.retention_raw_seconds, self.retention_minute_seconds, self.retention_hour_seconds
+        )
+        if problem is not None:
+            raise ValueError(problem[1])
         return self
 
     @classmethod
@@ -169,6 +206,27 @@ class Settings(BaseSettings):
             "network in clear text. Give --certfile and --keyfile, or put perfpulse behind a TLS reverse "
             "proxy and pass --behind-proxy --trusted-proxies ADDR, or bind 127.0.0.1"
         )
+
+
+def _span(seconds: float) -> str:
+    text = f"{seconds:.0f} s" if seconds == int(seconds) else f"{seconds} s"
+    return f"{text} = {seconds / DAY:.4g} days" if seconds >= DAY else text
+
+
+def retention_order_problem(raw: float, minute: float, hour: float) -> tuple[str, str] | None:
+    """``(field, message)`` when a finer tier would outlive a coarser one, else None. Queries older than a
+    tier's horizon are answered from the next coarser tier, so that tier must still hold the time."""
+    if raw > minute:
+        return (
+            "retention_raw_seconds",
+            f"raw retention ({_span(raw)}) must not exceed the 1-minute tier's ({_span(minute)})",
+        )
+    if minute > hour:
+        return (
+            "retention_minute_seconds",
+            f"1-minute retention ({_span(minute)}) must not exceed the 1-hour tier's ({_span(hour)})",
+        )
+    return None
 
 
 class ConfigFileError(ValueError):

@@ -16,14 +16,16 @@ def built() -> None:
     ensure_built()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API keeps an event loop running in the main thread while it is
+# started, and later tests that call asyncio.run() must not inherit it.
+@pytest.fixture(scope="module")
 def playwright_instance(built: None) -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Any) -> Iterator[Any]:
     b = launch(playwright_instance)
     yield b

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from conftest import ADMIN, VIEWER, LiveServer, ServerFactory, run
+from server_support import ADMIN, VIEWER, LiveServer, ServerFactory, run
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import VIEWER, ServerFactory, make_sampler
 from pydantic import ValidationError
+from server_support import VIEWER, ServerFactory, make_sampler
 
 from perfpulse.config import ConfigFileError, Settings, load_settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from conftest import ADMIN, ServerFactory, free_port, run
+from server_support import ADMIN, ServerFactory, free_port, run
 from websockets.asyncio.client import connect
 
 CLIENTS = 200

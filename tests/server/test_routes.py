@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from conftest import VIEWER, LiveServer, ServerFactory
+from server_support import VIEWER, LiveServer, ServerFactory
 
 from perfpulse import __version__
 
@@ -31,7 +31,7 @@ def test_system_describes_machine_and_daemon(server: LiveServer) -> None:
 
 
 def test_collectors_lists_availability_and_catalogue(server_factory: ServerFactory) -> None:
-    from conftest import make_sampler
+    from server_support import make_sampler
 
     sampler = make_sampler()
     procs = sampler.aggregator.get("processes")

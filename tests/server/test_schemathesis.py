@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 import schemathesis
-from conftest import ADMIN, ServerFactory
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from server_support import ADMIN, ServerFactory
 
 #: Ends the very session the run authenticates with; covered in test_access.
 EXCLUDED = {("POST", "/api/v1/auth/logout")}

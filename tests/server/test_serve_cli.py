@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
+from server_support import free_port
 from support import require_tool
 
 PERFPULSE = [sys.executable, "-m", "perfpulse.cli"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import ADMIN, VIEWER, LiveServer, ServerFactory, make_sampler, run
+from server_support import ADMIN, VIEWER, LiveServer, ServerFactory, make_sampler, run
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PgCluster
 from gen import KEYS, T0, ticks
+from pg_cluster import PgCluster
 
 from perfpulse.storage import Tick
 from perfpulse.storage import query as q

@@ -14,7 +14,15 @@ from pydantic import ValidationError
 from perfpulse.config import ConfigFileError, Settings, load_settings
 
 #: Run-time settings that, named on the command line, win over what was saved through the API.
-LIVE_OPTIONS = ("interval", "collectors", "perf_events", "top_n")
+LIVE_OPTIONS = (
+    "interval",
+    "collectors",
+    "perf_events",
+    "top_n",
+    "retention_raw_seconds",
+    "retention_minute_seconds",
+    "retention_hour_seconds",
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +43,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--collectors", help="comma-separated collectors to enable (default all)")
     p.add_argument("--perf-events", help="comma-separated perf events to count")
     p.add_argument("--top-n", type=int, help="processes in the top-processes table")
+    p.add_argument(
+        "--retention-raw-seconds", type=float, help="keep raw samples this long (default 172800: 2 days)"
+    )
+    p.add_argument(
+        "--retention-minute-seconds",
+        type=float,
+        help="keep 1-minute rollups this long (default 7776000: 90 days)",
+    )
+    p.add_argument(
+        "--retention-hour-seconds",
+        type=float,
+        help="keep 1-hour rollups this long (default 63072000: 2 years); each tier's retention is at "
+        "least 3600 and at most the next coarser tier's",
+    )
     p.add_argument("--certfile", type=Path, help="TLS certificate (PEM)")
     p.add_argument("--keyfile", type=Path, help="TLS private key (PEM)")
     p.add_argument(
@@ -59,6 +81,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "collectors",
         "perf_events",
         "top_n",
+        "retention_raw_seconds",
+        "retention_minute_seconds",
+        "retention_hour_seconds",
         "certfile",
         "keyfile",
         "behind_proxy",
@@ -116,8 +141,14 @@ def uvicorn_config(settings: Settings, app: Any, *, log_level: str = "info") -> 
 def open_history(settings: Settings) -> Any:
     """The history store and its writer (SQLite in the data directory unless a database URL is given)."""
     from perfpulse.storage.history import History
+    from perfpulse.storage.tiers import Retention
 
-    return History.open(settings.database, data_dir=settings.data_dir)
+    retention = Retention(
+        raw=settings.retention_raw_seconds,
+        minute=settings.retention_minute_seconds,
+        hour=settings.retention_hour_seconds,
+    )
+    return History.open(settings.database, data_dir=settings.data_dir, retention=retention)
 
 
 def run(args: argparse.Namespace) -> int:

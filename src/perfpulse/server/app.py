@@ -138,10 +138,11 @@ def create_app(
     if sampler is None:
         sampler = build_default(enabled=settings.collectors, interval=settings.interval)
     accounts = accounts or AccountStore(settings.db_path)
-    live = LiveConfig(settings, sampler)
+    live = LiveConfig(settings, sampler, store)
     # top-N and the perf event set reach the collectors the same way a live change does.
     live.apply(ConfigUpdate(top_n=settings.top_n, perf_events=settings.perf_events), persist=False)
     restored = live.restore(pinned=pinned)
+    live.apply_retention()  # the history expires data by these settings, whatever it was opened with
     if restored:
         log.info("re-applied saved settings: %s", ", ".join(restored))
     hub = hub or Hub(

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from perfpulse.collectors.base import BaseCollector
-from perfpulse.config import Settings
+from perfpulse.config import RETENTION_MAX, RETENTION_MIN, Settings, retention_order_problem
 from perfpulse.sampler import Sampler
 
 log = logging.getLogger("perfpulse.server")
@@ -24,6 +24,9 @@ log = logging.getLogger("perfpulse.server")
 FILE = "config.json"
 #: Event names as `perf list` spells them: "cycles", "cache-misses:u", "cpu/event=0x3c,umask=0x0/k".
 EVENT_RE = re.compile(r"^[A-Za-z0-9_.:/=,\-]{1,200}$")
+
+#: The history retention settings, in the order finer tier first.
+RETENTION_FIELDS = ("retention_raw_seconds", "retention_minute_seconds", "retention_hour_seconds")
 
 EventName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=EVENT_RE.pattern)]
 
@@ -43,6 +46,27 @@ class ConfigUpdate(BaseModel):
     )
     top_n: int | None = Field(
         default=None, ge=1, le=500, description="processes listed in the top-processes table"
+    )
+    retention_raw_seconds: float | None = Field(
+        default=None,
+        ge=RETENTION_MIN,
+        le=RETENTION_MAX,
+        allow_inf_nan=False,
+        description="seconds raw samples are kept (at most the 1-minute tier's retention)",
+    )
+    retention_minute_seconds: float | None = Field(
+        default=None,
+        ge=RETENTION_MIN,
+        le=RETENTION_MAX,
+        allow_inf_nan=False,
+        description="seconds 1-minute rollups are kept (at most the 1-hour tier's retention)",
+    )
+    retention_hour_seconds: float | None = Field(
+        default=None,
+        ge=RETENTION_MIN,
+        le=RETENTION_MAX,
+        allow_inf_nan=False,
+        description="seconds 1-hour rollups are kept",
     )
 
 
@@ -81,13 +105,16 @@ def check_events(events: list[str], sysfs: Path) -> None:
 class LiveConfig:
     """Applies and persists the run-time settings of one daemon."""
 
-    def __init__(self, settings: Settings, sampler: Sampler) -> None:
+    def __init__(self, settings: Settings, sampler: Sampler, store: Any | None = None) -> None:
         self.settings = settings
         self.sampler = sampler
+        #: The history (a History or a bare store) whose retention follows these settings, if any.
+        self.store = store
         self.path = settings.data_dir / FILE
         found = [getattr(c, "top_n", None) for c in sampler.aggregator.collectors()]
         self.top_n: int | None = next((n for n in found if isinstance(n, int)), None)
         self.perf_events: list[str] | None = None
+        self.retention: dict[str, float] = {f: float(getattr(settings, f)) for f in RETENTION_FIELDS}
 
     # -- view ---------------------------------------------------------------------------------------------
     def view(self) -> dict[str, Any]:
@@ -96,7 +123,13 @@ class LiveConfig:
             "collectors": {c.name: c.enabled for c in self.sampler.aggregator.collectors()},
             "perf_events": self.perf_events,
             "top_n": self.top_n,
-            "limits": {"interval": [0.1, 60.0], "top_n": [1, 500], "perf_events": 64},
+            **self.retention,
+            "limits": {
+                "interval": [0.1, 60.0],
+                "top_n": [1, 500],
+                "perf_events": 64,
+                **{f: [RETENTION_MIN, RETENTION_MAX] for f in RETENTION_FIELDS},
+            },
         }
 
     # -- change -------------------------------------------------------------------------------------------
@@ -114,6 +147,15 @@ class LiveConfig:
             if not targets:
                 raise FieldProblem("perf_events", "no collector here counts perf events")
             check_events(update.perf_events, targets[0].roots.sys)
+        given = {f: getattr(update, f) for f in RETENTION_FIELDS if getattr(update, f) is not None}
+        if given:
+            merged = {**self.retention, **given}
+            problem = retention_order_problem(*(merged[f] for f in RETENTION_FIELDS))
+            if problem is not None:
+                field, message = problem
+                if field not in given:  # blame the value that was sent, not the one it collides with
+                    field = next(f for f in RETENTION_FIELDS if f in given)
+                raise FieldProblem(field, message)
 
     def apply(self, update: ConfigUpdate, *, persist: bool = True) -> list[str]:
         """Apply ``update`` (validated first, so a bad field changes nothing); returns the fields changed."""
@@ -138,6 +180,15 @@ class LiveConfig:
             self.perf_events = list(update.perf_events)
             self._rebuild_event_collectors(self.perf_events)
             changed.append("perf_events")
+        retention_changed = False
+        for field in RETENTION_FIELDS:
+            value = getattr(update, field)
+            if value is not None and value != self.retention[field]:
+                self.retention[field] = value
+                changed.append(field)
+                retention_changed = True
+        if retention_changed:
+            self.apply_retention()
         if persist and changed:
             self.save()
         return sorted(set(changed))
@@ -155,6 +206,20 @@ class LiveConfig:
             agg.remove(old.name)
             agg.add(new)
 
+    def apply_retention(self) -> None:
+        """The history's next retention run, and every query from now on, use the new horizons."""
+        if self.store is None or not hasattr(self.store, "retention"):
+            return
+        from perfpulse.storage.tiers import Retention
+
+        raw, minute, hour = (self.retention[f] for f in RETENTION_FIELDS)
+        retention = Retention(raw=raw, minute=minute, hour=hour)
+        setter = getattr(self.store, "set_retention", None)
+        if callable(setter):
+            setter(retention)
+        else:
+            self.store.retention = retention
+
     # -- persistence --------------------------------------------------------------------------------------
     def saved(self) -> dict[str, Any]:
         return {
@@ -162,6 +227,7 @@ class LiveConfig:
             "collectors": {c.name: c.enabled for c in self.sampler.aggregator.collectors()},
             "perf_events": self.perf_events,
             "top_n": self.top_n,
+            **self.retention,
         }
 
     def save(self) -> None:
@@ -191,6 +257,14 @@ class LiveConfig:
         if "collectors" in skip:
             raw.pop("collectors", None)
         applied: list[str] = []
+        # The retention horizons are checked against each other, so they are re-applied together.
+        together = {k: raw.pop(k) for k in RETENTION_FIELDS if k in raw}
+        together = {k: v for k, v in together.items() if k not in skip and v is not None}
+        if together:
+            try:
+                applied += self.apply(ConfigUpdate.model_validate(together), persist=False)
+            except (ValueError, TypeError) as exc:
+                log.warning("ignoring saved retention %r: %s", together, exc)
         for key, value in raw.items():
             if key in skip or value is None:
                 continue

@@ -73,6 +73,16 @@ class History:
         self.writer.submit((snapshot, self._current_catalogue()))
 
     @property
+    def retention(self) -> Retention:
+        return self.store.retention
+
+    def set_retention(self, retention: Retention) -> None:
+        """New horizons for every tier, in effect at once: queries choose tiers by them from the next
+        request, and the writer thread's next retention run deletes by them (one attribute swap of a frozen
+        value, so a run in progress sees either the old or the new horizons for each tier it visits)."""
+        self.store.retention = retention
+
+    @property
     def stats(self) -> StoreStats:
         return self.writer.stats
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
-    "server_harness", Path(__file__).parent.parent / "server" / "conftest.py"
+    "server_harness", Path(__file__).parent.parent / "server" / "server_support.py"
 )
 assert _spec is not None and _spec.loader is not None
 harness = importlib.util.module_from_spec(_spec)
