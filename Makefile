@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench golden clean
+.PHONY: run live test lint typecheck pytest bench golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,gpu,postgres]'
 	touch $(STAMP)
 
-## run: live system-wide counters, one line per second (Ctrl-C to stop)
-run: $(STAMP)
+## run: the daemon with the dashboard on http://127.0.0.1:8787/ and history in ./data (Ctrl-C to stop)
+DATA_DIR ?= data
+run: $(STAMP) web
+	$(BIN)/perfpulse serve --data-dir $(DATA_DIR)
+
+## live: the terminal view, system-wide counters every second (`perfpulse stat -a -I 1000`)
+live: $(STAMP)
 	$(BIN)/perfpulse stat -a -I 1000
 
 ## test: lint, type-check and the whole test suite
@@ -26,7 +31,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) web
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## web: build the dashboard into src/perfpulse/web/ when it is missing or its sources changed
