@@ -13,6 +13,7 @@ MODULES: tuple[str, ...] = (
     "processes_scan",
     "history",
     "ws_fanout",
+    "dashboard",
 )
 
 

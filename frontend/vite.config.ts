@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 const outDir = fileURLToPath(new URL("../src/perfpulse/web", import.meta.url));
 
 // The daemon serves the build from the Python package; `npm run dev` proxies the API to a running daemon.
-const target = process.env.PERFPULSE_URL ?? "http://127.0.0.1:8765";
+const target = process.env.PERFPULSE_URL ?? "http://127.0.0.1:8787";
 
 export default defineConfig({
   plugins: [svelte()],

@@ -175,6 +175,20 @@ def test_settings_interval_change_takes_effect(browser: Any, daemon: Daemon) -> 
     with daemon.api(ADMIN) as c:
         assert c.put("/api/v1/config", json={"interval": 1.0}).status_code == 200
     page.wait_for_selector("text=every 1 s", timeout=10_000)
+
+    # Switching a collector off removes its panel from the open Live view; switching it on brings it back.
+    page.wait_for_selector("[data-collector=pressure]", state="attached")
+    page.click("nav >> text=Settings")
+    page.uncheck("input[aria-label='Enable pressure']")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("text=Saved: collectors")
+    page.click("nav >> text=Live")
+    page.wait_for_selector("[data-tile=psi]:has-text('collector not enabled')", timeout=15_000)
+    assert page.locator("[data-collector=pressure]").count() == 0
+    with daemon.api(ADMIN) as c:
+        r = c.put("/api/v1/config", json={"collectors": {"pressure": True}})
+        assert r.status_code == 200, r.text
+    page.wait_for_selector("[data-collector=pressure]", state="attached", timeout=15_000)
     assert console.unexpected() == []
     ctx.close()
 

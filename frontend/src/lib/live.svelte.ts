@@ -248,6 +248,10 @@ class LiveStore {
       case "config": {
         const iv = (m.config as Record<string, unknown> | undefined)?.interval ?? m.interval;
         if (typeof iv === "number" && iv > 0) this.interval = iv;
+        // Collectors switched on or off, or a new perf event set: the catalogue changed, and a fresh
+        // connection brings the new one (with the backfill, so the charts stay full).
+        const changed = Array.isArray(m.changed) ? (m.changed as string[]) : [];
+        if (changed.includes("collectors") || changed.includes("perf_events")) this.conn?.retry();
         return;
       }
       default: {
