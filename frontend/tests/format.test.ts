@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  durationSeconds,
   formatAxis,
   formatChange,
   formatCount,
@@ -10,6 +11,7 @@ import {
   formatValue,
   humanName,
   sig,
+  splitDuration,
 } from "../src/lib/format";
 
 describe("SI prefixes for rates and physical quantities", () => {
@@ -120,5 +122,28 @@ describe("labels", () => {
     expect(humanName("disk_read_bytes_per_second", "bytes_per_second")).toBe("disk read");
     expect(humanName("cpu_utilization_ratio", "ratio")).toBe("cpu utilization");
     expect(humanName("perf_instructions_total", "count")).toBe("perf instructions");
+  });
+});
+
+describe("retention horizons in hours and days", () => {
+  it("shows whole days as days and the rest as hours", () => {
+    expect(splitDuration(48 * 3600)).toEqual({ value: "2", unit: "days" });
+    expect(splitDuration(90 * 86400)).toEqual({ value: "90", unit: "days" });
+    expect(splitDuration(36 * 3600)).toEqual({ value: "36", unit: "hours" });
+    expect(splitDuration(3600)).toEqual({ value: "1", unit: "hours" });
+    expect(splitDuration(5400)).toEqual({ value: "1.5", unit: "hours" });
+  });
+  it("turns typed values back into whole seconds", () => {
+    expect(durationSeconds("2", "days")).toBe(172800);
+    expect(durationSeconds(" 36 ", "hours")).toBe(129600);
+    expect(durationSeconds("0.5", "hours")).toBe(1800);
+    expect(durationSeconds("", "days")).toBeNull();
+    expect(durationSeconds("two", "days")).toBeNull();
+  });
+  it("round-trips every value it displays", () => {
+    for (const s of [3600, 5400, 86400, 100000, 730 * 86400, 20 * 365 * 86400]) {
+      const { value, unit } = splitDuration(s);
+      expect(durationSeconds(value, unit)).toBe(s);
+    }
   });
 });

@@ -187,3 +187,26 @@ export function humanName(name: string, unit: string): string {
   }
   return n.replaceAll("_", " ");
 }
+
+/** Units a retention horizon is edited in, with their length in seconds. */
+export const DURATION_UNITS = { hours: 3600, days: 86400 } as const;
+export type DurationUnit = keyof typeof DURATION_UNITS;
+
+/**
+ * A horizon in seconds as the number and unit a person would type: whole days when it is a whole number of
+ * days (90 days, not 2160 hours), else hours (possibly fractional, so no second is lost in the round trip).
+ */
+export function splitDuration(seconds: number): { value: string; unit: DurationUnit } {
+  if (!isNum(seconds)) return { value: "", unit: "days" };
+  if (seconds >= DURATION_UNITS.days && seconds % DURATION_UNITS.days === 0) return { value: String(seconds / DURATION_UNITS.days), unit: "days" };
+  return { value: String(Number((seconds / DURATION_UNITS.hours).toFixed(6))), unit: "hours" };
+}
+
+/** Seconds for a typed number and unit, rounded to the second; null when the text is not a number. */
+export function durationSeconds(value: string, unit: DurationUnit): number | null {
+  const text = value.trim();
+  if (!text) return null;
+  const n = Number(text);
+  if (!Number.isFinite(n)) return null;
+  return Math.round(n * DURATION_UNITS[unit]);
+}
