@@ -5,6 +5,7 @@ import {
   formatChange,
   formatCount,
   formatDuration,
+  formatHorizon,
   formatIEC,
   formatSI,
   formatUTC,
@@ -139,6 +140,17 @@ describe("retention horizons in hours and days", () => {
     expect(durationSeconds("0.5", "hours")).toBe(1800);
     expect(durationSeconds("", "days")).toBeNull();
     expect(durationSeconds("two", "days")).toBeNull();
+    // What a bound number input gives: a number, or null when emptied.
+    expect(durationSeconds(36, "hours")).toBe(129600);
+    expect(durationSeconds(null, "days")).toBeNull();
+  });
+  it("names a horizon in the largest whole unit", () => {
+    expect(formatHorizon(3600)).toBe("1 hour");
+    expect(formatHorizon(36 * 3600)).toBe("36 hours");
+    expect(formatHorizon(48 * 3600)).toBe("2 days");
+    expect(formatHorizon(730 * 86400)).toBe("2 years");
+    expect(formatHorizon(20 * 365 * 86400)).toBe("20 years");
+    expect(formatHorizon(5400)).toBe("1.5 hours");
   });
   it("round-trips every value it displays", () => {
     for (const s of [3600, 5400, 86400, 100000, 730 * 86400, 20 * 365 * 86400]) {

@@ -166,6 +166,28 @@ def test_settings_interval_change_takes_effect(browser: Any, daemon: Daemon) -> 
     page.wait_for_selector("text=Saved: interval")
     with daemon.api(ADMIN) as c:
         assert c.get("/api/v1/config").json()["interval"] == 0.5
+
+    # Retention per tier, in days or hours: a value the daemon refuses shows its own message next to the
+    # field (raw samples cannot outlive the 1-minute tier, 90 days by default), and nothing is changed.
+    raw = "input[name=retention_raw_seconds]"
+    assert page.input_value(raw) == "2"
+    assert page.input_value("select[name=retention_raw_seconds-unit]") == "days"
+    page.fill(raw, "100")
+    page.click("button:has-text('Save')")
+    error = page.wait_for_selector("[data-testid=retention_raw_seconds-error]")
+    assert "must not exceed the 1-minute tier" in error.inner_text()
+    assert page.get_attribute(raw, "aria-invalid") == "true"
+    with daemon.api(ADMIN) as c:
+        assert c.get("/api/v1/config").json()["retention_raw_seconds"] == 48 * 3600
+    # An accepted change: 36 hours of raw samples.
+    page.fill(raw, "36")
+    page.select_option("select[name=retention_raw_seconds-unit]", "hours")
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("text=Saved: retention_raw_seconds")
+    assert page.locator("[data-testid=retention_raw_seconds-error]").count() == 0
+    with daemon.api(ADMIN) as c:
+        assert c.get("/api/v1/config").json()["retention_raw_seconds"] == 36 * 3600
+    assert page.input_value(raw) == "36"
     page.click("nav >> text=Live")
     page.wait_for_selector("text=every 0.5 s", timeout=10_000)
     n0 = page.evaluate("window.__perfpulse.live.stats.received")

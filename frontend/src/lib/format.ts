@@ -202,11 +202,24 @@ export function splitDuration(seconds: number): { value: string; unit: DurationU
   return { value: String(Number((seconds / DURATION_UNITS.hours).toFixed(6))), unit: "hours" };
 }
 
-/** Seconds for a typed number and unit, rounded to the second; null when the text is not a number. */
-export function durationSeconds(value: string, unit: DurationUnit): number | null {
-  const text = value.trim();
+/**
+ * Seconds for a typed number and unit, rounded to the second; null when it is not a number. A number input
+ * bound in Svelte yields a number (or null when empty), a text field a string: both are taken.
+ */
+export function durationSeconds(value: string | number | null, unit: DurationUnit): number | null {
+  const text = String(value ?? "").trim();
   if (!text) return null;
   const n = Number(text);
   if (!Number.isFinite(n)) return null;
   return Math.round(n * DURATION_UNITS[unit]);
+}
+
+/** A retention horizon in words: "48 hours" stays "2 days", 7300 days reads "20 years". */
+export function formatHorizon(seconds: number | null | undefined): string {
+  if (!isNum(seconds)) return DASH;
+  const year = 365 * DURATION_UNITS.days;
+  const plural = (n: number, unit: string) => `${Number(n.toFixed(2))} ${unit}${n === 1 ? "" : "s"}`;
+  if (seconds >= year && seconds % year === 0) return plural(seconds / year, "year");
+  if (seconds >= DURATION_UNITS.days && seconds % DURATION_UNITS.days === 0) return plural(seconds / DURATION_UNITS.days, "day");
+  return plural(seconds / DURATION_UNITS.hours, "hour");
 }

@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,8 @@ MAX_PASSWORD = 1024
 TOKEN_PREFIX = "pp_"  # noqa: S105 - a marker that makes leaked tokens greppable, not a secret
 #: How often a session's last-seen time is written back (a write per request would be wasteful).
 TOUCH_EVERY = 60.0
+#: Ids per statement in batched lookups (well under SQLite's smallest host-parameter limit, 999).
+_BATCH = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS auth_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -343,6 +345,39 @@ class AccountStore:
             with self._tx() as db:
                 db.execute("UPDATE auth_sessions SET last_seen = ? WHERE id = ?", (now, sid))
         return self._user(row[:4]), sid
+
+    def live_credentials(
+        self, sessions: Collection[str], tokens: Collection[int], *, idle: float
+    ) -> tuple[set[str], set[int]]:
+        """Which of these session ids and token ids still authenticate, by the rules of ``lookup_session``
+        and ``lookup_token``: one indexed primary-key lookup per id, batched into a few statements, nothing
+        written. The daemon asks this every few seconds about its open WebSockets, so that a session ended
+        elsewhere (logout, a password or role change, a removed user, ``perfpulse user passwd``, expiry)
+        stops streaming too."""
+        now = time.time()
+        live_sessions: set[str] = set()
+        live_tokens: set[int] = set()
+        sids = list(sessions)
+        tids = [int(t) for t in tokens]
+        with self._lock:
+            for i in range(0, len(sids), _BATCH):
+                chunk = sids[i : i + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT id FROM auth_sessions WHERE id IN ({marks}) "  # noqa: S608 - only placeholders
+                    "AND expires_at > ? AND last_seen > ?",
+                    (*chunk, now, now - idle),
+                )
+                live_sessions.update(str(r[0]) for r in rows)
+            for i in range(0, len(tids), _BATCH):
+                tchunk = tids[i : i + _BATCH]
+                marks = ",".join("?" * len(tchunk))
+                rows = self._db.execute(
+                    f"SELECT id FROM auth_tokens WHERE id IN ({marks})",  # noqa: S608 - only placeholders
+                    tuple(tchunk),
+                )
+                live_tokens.update(int(r[0]) for r in rows)
+        return live_sessions, live_tokens
 
     def revoke_session(self, session_id: str) -> None:
         with self._tx() as db:

@@ -174,6 +174,11 @@ def create_app(
         for name, sink in extra_sinks.items():
             sampler.add_sink(sink, name=name)
         runner = asyncio.create_task(sampler.run(), name="sampler")
+        idle = float(settings.session_idle_seconds)
+        watcher = asyncio.create_task(
+            hub.watch_credentials(lambda s, t: accounts.live_credentials(s, t, idle=idle)),
+            name="credential-watch",
+        )
         deadline = time.monotonic() + FIRST_TICK_WAIT
         while sampler.latest is None and time.monotonic() < deadline and not runner.done():
             await asyncio.sleep(0.01)
@@ -183,6 +188,8 @@ def create_app(
             yield
         finally:
             hub.close_all()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
             try:
                 await asyncio.wait_for(sampler.aclose(sink_timeout=0.5), SAMPLER_CLOSE_BUDGET)
             except TimeoutError:

@@ -75,6 +75,14 @@ async def authenticate(conn: HTTPConnection) -> Principal | None:
     return Principal(session[0], "session", session_id=session[1])
 
 
+def credentials_revoked(conn: HTTPConnection) -> None:
+    """Tell the WebSocket hub that sessions or tokens were just revoked, so that sockets opened with them
+    close now instead of at the hub's next periodic check."""
+    hub = getattr(conn.app.state, "hub", None)
+    if hub is not None:
+        hub.recheck()
+
+
 async def optional_user(conn: HTTPConnection) -> Principal | None:
     return await authenticate(conn)
 

@@ -13,6 +13,13 @@ re-encoded once per client).
 
 A ring of recent ticks (``ring_seconds``, at most ``ring_max_bytes``) gives a (re)connecting client its
 backfill; it holds each tick's serialized parts, so backfill costs concatenation, not serialization.
+
+A WebSocket is authenticated once, at the handshake, but a session can end while the socket is open (logout,
+a password or role change, a removed user, ``perfpulse user passwd`` from another process, expiry). So the
+hub re-validates the credentials of its open sockets against the account store every ``check_every``
+seconds, and at once when the API has just revoked something (``recheck``): one batched query per check for
+the distinct sessions and tokens in use, run off the event loop, never per tick or per client. A socket
+whose credential no longer authenticates is closed with ``SESSION_ENDED``.
 """
 
 from __future__ import annotations
@@ -23,18 +30,27 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from perfpulse.collectors.base import run_blocking
 from perfpulse.model import Snapshot
 
 log = logging.getLogger("perfpulse.hub")
 
 PROTOCOL_VERSION = 1
 MAX_INBOUND = 64 * 1024
+#: Close code for a socket whose session (or API token) stopped authenticating; the client should log in
+#: again rather than reconnect with the same credential.
+SESSION_ENDED = 4401
+#: Default seconds between two re-validations of the open sockets' credentials.
+CHECK_EVERY = 2.0
+
+#: (session ids, token ids) in use -> the subsets that still authenticate. Blocking; run in a thread.
+CredentialCheck = Callable[[frozenset[str], frozenset[int]], tuple[Collection[str], Collection[int]]]
 
 #: (admin?, subscribed collectors or None for all)
 ViewKey = tuple[bool, frozenset[str] | None]
@@ -109,17 +125,30 @@ class Client:
         "id",
         "overflows",
         "sent",
+        "session_id",
         "stalled_since",
         "subs",
         "ticks",
+        "token_id",
         "username",
         "wake",
     )
 
     def __init__(
-        self, cid: int, *, admin: bool, username: str, subs: frozenset[str] | None, queue: int
+        self,
+        cid: int,
+        *,
+        admin: bool,
+        username: str,
+        subs: frozenset[str] | None,
+        queue: int,
+        session_id: str | None = None,
+        token_id: int | None = None,
     ) -> None:
         self.id = cid
+        #: The credential the handshake was authenticated with (the session's stored id, or the token's id).
+        self.session_id = session_id
+        self.token_id = token_id
         self.admin = admin
         self.username = username
         self.subs = subs
@@ -156,8 +185,11 @@ class Hub:
         stall_timeout: float = 15.0,
         sensitive: Callable[[], Mapping[str, frozenset[str]]] = dict,
         clock: Callable[[], float] = time.monotonic,
+        check_every: float = CHECK_EVERY,
     ) -> None:
         self.max_clients = max_clients
+        self.check_every = check_every
+        self._recheck = asyncio.Event()
         self.ring_seconds = ring_seconds
         self.ring_max_bytes = ring_max_bytes
         self.ring_bytes = 0
@@ -177,6 +209,10 @@ class Hub:
         self.disconnected_slow = 0
         self.refused_full = 0
         self.last_publish_seconds = 0.0
+        self.credential_checks = 0
+        self.credentials_checked = 0
+        self.revoked = 0
+        self.last_check_seconds = 0.0
 
     # -- capacity -----------------------------------------------------------------------------------------
     def reserve(self) -> bool:
@@ -264,10 +300,27 @@ class Hub:
         client.wake.set()
 
     # -- one client's life --------------------------------------------------------------------------------
-    def attach(self, *, admin: bool, username: str, subs: frozenset[str] | None) -> Client:
-        """Register a client whose place was reserved; ticks are queued for it from now on."""
+    def attach(
+        self,
+        *,
+        admin: bool,
+        username: str,
+        subs: frozenset[str] | None,
+        session_id: str | None = None,
+        token_id: int | None = None,
+    ) -> Client:
+        """Register a client whose place was reserved; ticks are queued for it from now on. ``session_id``
+        or ``token_id`` names the credential that ``watch_credentials`` keeps checking."""
         self.release()
-        client = Client(next(self._ids), admin=admin, username=username, subs=subs, queue=self.queue)
+        client = Client(
+            next(self._ids),
+            admin=admin,
+            username=username,
+            subs=subs,
+            queue=self.queue,
+            session_id=session_id,
+            token_id=token_id,
+        )
         self.clients[client.id] = client
         return client
 
@@ -348,6 +401,54 @@ class Hub:
             if reply is not None:
                 self._control(client, orjson.dumps(reply))
 
+    # -- credentials --------------------------------------------------------------------------------------
+    def recheck(self) -> None:
+        """Re-validate the open sockets now rather than at the next period (something was just revoked)."""
+        self._recheck.set()
+
+    async def revalidate(self, check: CredentialCheck) -> int:
+        """One check of every open socket's credential; closes those that ended and returns how many.
+
+        Only the sockets open when the check starts are judged: one attached meanwhile was authenticated
+        after the snapshot of ids was taken, and the next check covers it."""
+        clients = [
+            c
+            for c in self.clients.values()
+            if not c.dropped.is_set() and (c.session_id is not None or c.token_id is not None)
+        ]
+        sessions = frozenset(c.session_id for c in clients if c.session_id is not None)
+        tokens = frozenset(c.token_id for c in clients if c.token_id is not None)
+        if not sessions and not tokens:
+            return 0
+        t0 = time.perf_counter()
+        live_sessions, live_tokens = await run_blocking(check, sessions, tokens)
+        self.last_check_seconds = time.perf_counter() - t0
+        self.credential_checks += 1
+        self.credentials_checked += len(sessions) + len(tokens)
+        ended = 0
+        for c in clients:
+            if c.session_id is not None and c.session_id not in live_sessions:
+                c.drop("session ended", SESSION_ENDED)
+            elif c.token_id is not None and c.token_id not in live_tokens:
+                c.drop("token revoked", SESSION_ENDED)
+            else:
+                continue
+            ended += 1
+        self.revoked += ended
+        return ended
+
+    async def watch_credentials(self, check: CredentialCheck) -> None:
+        """Run ``revalidate`` every ``check_every`` seconds, or sooner after ``recheck``, until cancelled."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recheck.wait(), self.check_every)
+            self._recheck.clear()
+            try:
+                await self.revalidate(check)
+            except Exception:
+                # A busy or briefly locked database must not end the watch; the next period retries.
+                log.exception("re-validating WebSocket sessions failed")
+
     def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         for client in list(self.clients.values()):
             client.drop(reason, code)
@@ -365,6 +466,10 @@ class Hub:
             "ring_ticks": len(self.ring),
             "ring_bytes": self.ring_bytes,
             "last_publish_seconds": self.last_publish_seconds,
+            "credential_checks": self.credential_checks,
+            "credentials_checked": self.credentials_checked,
+            "revoked": self.revoked,
+            "last_check_seconds": self.last_check_seconds,
         }
 
 

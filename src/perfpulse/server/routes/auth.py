@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from perfpulse.collectors.base import run_blocking
 from perfpulse.server.accounts import MAX_PASSWORD, AccountError, User
-from perfpulse.server.deps import OptionalUser, SessionUser, accounts_of
+from perfpulse.server.deps import OptionalUser, SessionUser, accounts_of, credentials_revoked
 from perfpulse.server.security import SESSION_COOKIE, LoginThrottle, SetupGate, client_address
 
 log = logging.getLogger("perfpulse.server")
@@ -124,6 +124,7 @@ async def logout(request: Request, user: OptionalUser) -> Response:
     if user is not None and user.session_id is not None:
         sid = user.session_id
         await run_blocking(accounts_of(request).revoke_session, sid)
+        credentials_revoked(request)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)
@@ -160,6 +161,7 @@ async def change_password(
         fresh = await run_blocking(accounts.set_password, user.username, body.new_password)
     except AccountError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    credentials_revoked(request)
     await start_session(request, response, fresh)
     return UserOut(username=fresh.username, role=fresh.role)
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from perfpulse.collectors.base import run_blocking
 from perfpulse.server.accounts import AccountError
-from perfpulse.server.deps import AdminUser, accounts_of
+from perfpulse.server.deps import AdminUser, accounts_of, credentials_revoked
 
 router = APIRouter(tags=["tokens"])
 
@@ -51,4 +51,5 @@ async def create_token(body: NewToken, request: Request, admin: AdminUser) -> Cr
 async def revoke_token(request: Request, _: AdminUser, token_id: int = Path(ge=1, le=2**62)) -> Response:
     if not await run_blocking(accounts_of(request).revoke_token, token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such token")
+    credentials_revoked(request)
     return Response(status_code=204)

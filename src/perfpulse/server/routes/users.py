@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from perfpulse.collectors.base import run_blocking
 from perfpulse.server.accounts import MAX_PASSWORD, AccountError, LastAdmin, NoSuchUser, UserExists
-from perfpulse.server.deps import accounts_of, require_admin
+from perfpulse.server.deps import accounts_of, credentials_revoked, require_admin
 
 router = APIRouter(tags=["users"], dependencies=[Depends(require_admin)])
 
@@ -78,6 +78,9 @@ async def change_user(body: UserChange, request: Request, username: str = Userna
             user = await run_blocking(accounts.set_role, username, body.role)
     except AccountError as exc:
         raise account_error(exc) from None
+    finally:
+        # Even a failed role change may follow a password change that already ended sessions.
+        credentials_revoked(request)
     return UserOut(username=user.username, role=user.role, created_at=user.created_at)
 
 
@@ -87,4 +90,5 @@ async def remove_user(request: Request, username: str = Username) -> Response:
         await run_blocking(accounts_of(request).remove_user, username)
     except AccountError as exc:
         raise account_error(exc) from None
+    credentials_revoked(request)
     return Response(status_code=204)

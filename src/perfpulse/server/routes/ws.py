@@ -92,7 +92,13 @@ async def stream(ws: WebSocket) -> None:
         ws.query_params["collectors"].split(",") if "collectors" in ws.query_params else None, known
     )
     backfill_s = _parse_backfill(ws.query_params.get("backfill"), settings.backfill_seconds)
-    client = hub.attach(admin=principal.is_admin, username=principal.username, subs=subs)
+    client = hub.attach(
+        admin=principal.is_admin,
+        username=principal.username,
+        subs=subs,
+        session_id=principal.session_id,
+        token_id=principal.token_id,
+    )
     # Between attach and backfill nothing awaits, so no live tick can slip in ahead of the backfill.
     entries = hub.recent(backfill_s)
     hub.send_control(client, hello(sampler, client, len(entries), hub.ring_seconds))
