@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run live test lint typecheck pytest bench golden clean
+.PHONY: run live docs test lint typecheck pytest bench golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ web: $(WEB_INDEX)
 $(WEB_INDEX): $(WEB_SOURCES)
 	cd frontend && npm ci --no-audit --no-fund && npm run build
 	touch $(WEB_INDEX)
+
+## docs: regenerate docs/METRICS.md from the collectors' catalogues
+docs: $(STAMP)
+	$(BIN)/python -m perfpulse.metrics_doc > docs/METRICS.md
 
 ## bench: every benchmark in bench/, results printed as markdown
 bench: $(STAMP)

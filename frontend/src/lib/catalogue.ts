@@ -61,26 +61,61 @@ function toNumber(v: unknown): number | null {
   return null;
 }
 
-/** Every (series key, value) of `spec` present in one collector's data; missing or null values skipped. */
+interface Compiled {
+  parts: string[];
+  /** Series keys already built, by the label values joined with NUL: a tick reuses them, not re-formats. */
+  keys: Map<string, string>;
+}
+const compiled = new WeakMap<MetricSpec, Compiled>();
+
+function compile(spec: MetricSpec): Compiled {
+  let c = compiled.get(spec);
+  if (!c) compiled.set(spec, (c = { parts: (spec.path ?? "").split("."), keys: new Map() }));
+  return c;
+}
+
+/**
+ * Every (series key, value) of `spec` present in one collector's data; missing or null values skipped.
+ * Runs for every catalogue metric on every tick, so the path is split once per spec and each series key is
+ * formatted once per label combination.
+ */
 export function extract(spec: MetricSpec, data: unknown, out: Map<string, number | null>): void {
   if (!spec.path) return;
-  const parts = spec.path.split(".");
-  const walk = (node: unknown, i: number, bound: string[]): void => {
+  const c = compile(spec);
+  const parts = c.parts;
+  const bound: string[] = [];
+  const walk = (node: unknown, i: number): void => {
     if (i === parts.length) {
       const v = toNumber(node);
-      if (v !== null) out.set(seriesKey(spec.name, spec.labels.map((l, j) => [l, bound[j]])), v);
+      if (v === null) return;
+      if (bound.length === 0 && spec.labels.length === 0) {
+        out.set(spec.name, v);
+        return;
+      }
+      const id = bound.join("\u0000");
+      let key = c.keys.get(id);
+      if (key === undefined) {
+        key = seriesKey(spec.name, spec.labels.map((l, j) => [l, bound[j]]));
+        if (c.keys.size > 4096) c.keys.clear(); // label values that churn (pids) must not grow it forever
+        c.keys.set(id, key);
+      }
+      out.set(key, v);
       return;
     }
     if (node === null || typeof node !== "object" || Array.isArray(node)) return;
     const part = parts[i];
     const obj = node as Record<string, unknown>;
     if (part === "*") {
-      for (const k in obj) walk(obj[k], i + 1, [...bound, k]);
+      for (const k in obj) {
+        bound.push(k);
+        walk(obj[k], i + 1);
+        bound.pop();
+      }
     } else if (part in obj) {
-      walk(obj[part], i + 1, bound);
+      walk(obj[part], i + 1);
     }
   };
-  walk(data, 0, []);
+  walk(data, 0);
 }
 
 /** A nested value by dotted path, or undefined. */

@@ -165,12 +165,16 @@ class LiveStore {
     this.specs = list.flatMap((c) => (c.catalogue ?? []).map((spec) => ({ collector: c.name, spec })));
   }
 
+  private readonly scratch = new Map<string, number | null>();
+
   private ingest(snap: SnapshotMsg): boolean {
     if (snap.interval && Math.abs(snap.interval - this.interval) > 1e-9) {
       this.interval = snap.interval;
       this.timeline = this.timeline.resize(capacityFor(snap.interval));
     }
-    const values = new Map<string, number | null>();
+    // One map reused tick after tick: the timeline copies the values into its rings.
+    const values = this.scratch;
+    values.clear();
     for (const { collector, spec } of this.specs) {
       const c = snap.collectors[collector];
       if (c?.data) extract(spec, c.data, values);
