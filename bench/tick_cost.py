@@ -121,6 +121,37 @@ async def _per_tick(enabled: list[str] | None, ticks: int, gap: float) -> tuple[
     return cpu / ticks, {n: statistics.fmean(v) for n, v in durations.items()}
 
 
+def _sampler_overhead(ticks: int) -> float:
+    """CPU per tick of the Sampler and aggregator alone: ten collectors that do nothing but hop to a worker
+    thread and back, as real ones do, ticking at 0.1 s."""
+    from perfpulse.collectors.aggregator import MetricsAggregator
+    from perfpulse.collectors.base import run_blocking
+    from perfpulse.model import Snapshot
+    from perfpulse.sampler import Sampler
+    from perfpulse.testing import FakeCollector
+
+    class Hop(FakeCollector):
+        async def collect(self) -> dict[str, object]:
+            return await run_blocking(dict, {"value": 1})
+
+    sampler = Sampler(MetricsAggregator([Hop(f"hop{i}") for i in range(10)]), interval=0.1)
+    marks: list[float] = []
+
+    def sink(s: Snapshot) -> None:
+        if s.seq in (10, 10 + ticks):
+            marks.append(time.process_time())
+        if s.seq >= 10 + ticks:
+            sampler.stop()
+
+    async def go() -> None:
+        sampler.add_sink(sink, name="bench")
+        await sampler.run()
+        await sampler.aclose()
+
+    asyncio.run(go())
+    return (marks[1] - marks[0]) / ticks
+
+
 def _render_cost(ticks: int) -> float:
     from perfpulse.exporters.prometheus import render
     from perfpulse.sampler import build_default
@@ -312,10 +343,14 @@ def run(duration: float, ticks: int, glances_python: str, peers: bool = True) ->
     for name in sorted(means):
         per_collector[name], _ = asyncio.run(_per_tick([name], max(ticks // 2, 10), 0.25))
     render_s = _render_cost(ticks)
+    overhead = _sampler_overhead(ticks)
     print("## Sampler tick cost\n")
     print(f"Machine: {os.cpu_count()} CPUs, {len(os.listdir('/proc'))} /proc entries.\n")
     print(f"- full default tick: **{full * 1000:.2f} ms CPU** (mean of {ticks} ticks after 3 warm-up ticks)")
-    print(f"- Prometheus rendering of one Snapshot: {render_s * 1000:.2f} ms CPU\n")
+    print(f"- Prometheus rendering of one Snapshot: {render_s * 1000:.2f} ms CPU")
+    print(
+        f"- Sampler + aggregator alone (10 collectors that only hop to a thread): {overhead * 1000:.2f} ms CPU\n"
+    )
     print("| collector | CPU ms per tick (alone) | wall ms per tick (duration_ms, in the full tick) |")
     print("|---|---:|---:|")
     for name in sorted(per_collector, key=lambda n: -per_collector[n]):

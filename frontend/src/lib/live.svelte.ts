@@ -105,7 +105,13 @@ class LiveStore {
           return true;
         } catch (err) {
           const status = (err as { status?: number }).status;
-          if (status === 401 || status === 403) {
+          // The daemon closed the stream because the session was revoked (a password change, a logout
+          // elsewhere): the same end as a 401 on any request.
+          if (status === 401) {
+            session.ended();
+            return false;
+          }
+          if (status === 403) {
             void session.refresh();
             return false;
           }

@@ -16,11 +16,15 @@ class Session {
   expired = $state(false);
 
   constructor() {
-    onUnauthorised(() => {
-      if (this.user) this.expired = true;
-      this.user = null;
-      if (this.phase === "ready") this.phase = "login";
-    });
+    onUnauthorised(() => this.ended());
+  }
+
+  /** The server no longer knows this session (expired, revoked, logged out elsewhere): back to the login
+   * form, saying why, instead of a page whose requests all fail. */
+  ended(): void {
+    if (this.user) this.expired = true;
+    this.user = null;
+    if (this.phase === "ready") this.phase = "login";
   }
 
   get isAdmin(): boolean {
