@@ -353,3 +353,52 @@ def test_unprivileged_is_unavailable_with_reason_and_hint() -> None:
     assert parsed["available"] is False
     assert "paranoid" in parsed["reason"] or "CAP_PERFMON" in parsed["reason"]
     assert parsed["hint"]
+
+
+HYBRID_SYSFS = Path(__file__).resolve().parents[1] / "fixtures" / "pmu" / "hybrid"
+
+
+def test_hybrid_machine_splits_groups_per_core_pmu_and_derives_ipc() -> None:
+    """Fake syscall layer on the hybrid fixture sysfs (cpu_core CPUs 0-7, cpu_atom CPUs 8-15): no hybrid
+    PMU here. Each configured pair becomes one group per core PMU; IPC per CPU comes from its own PMU's
+    pair and the machine-wide IPC from the same-group sums of both."""
+    from perfpulse.perf.events import UnknownEventError, resolve_events
+    from perfpulse.perf.pmu import discover_pmus
+
+    pmus = discover_pmus(HYBRID_SYSFS)
+    atom = {"cycles": 2e9, "instructions": 2e9}  # E-cores: IPC 1, P-cores: IPC 2
+    rates: dict[tuple[int, int], float] = {}
+    for name, rate in RATES.items():
+        try:
+            specs = resolve_events([name], pmus)
+        except UnknownEventError:
+            continue
+        for s in specs:
+            rates[(s.type, s.config)] = atom.get(name, rate) if s.pmu == "cpu_atom" else rate
+    fake = FakePerf(rates, share=1.0)
+    collector = PerfEventsCollector(
+        syscalls=fake, sysfs_root=HYBRID_SYSFS, settle=0.0, clock=lambda: fake.now
+    )
+
+    async def ticks() -> dict[str, Any]:
+        await collector.collect()
+        fake.now = 1.0
+        return await collector.collect()
+
+    tick = asyncio.run(ticks())
+    collector.close()
+    assert tick["available"] is True and tick["cpus"] == list(range(16))
+    events = tick["events"]
+    assert "cycles" not in events
+    assert set(events["cpu_core/cycles/"]["per_cpu"]) == {str(c) for c in range(8)}
+    assert set(events["cpu_atom/instructions/"]["per_cpu"]) == {str(c) for c in range(8, 16)}
+    assert events["cpu_core/cycles/"]["group"] == events["cpu_core/instructions/"]["group"]
+    assert events["cpu_atom/cycles/"]["group"] == events["cpu_atom/instructions/"]["group"]
+    assert events["cpu_atom/cycles/"]["group"] != events["cpu_core/cycles/"]["group"]
+    assert tick["derived_per_cpu"]["3"]["ipc"] == pytest.approx(2.0)
+    assert tick["derived_per_cpu"]["12"]["ipc"] == pytest.approx(1.0)
+    # Weights: each CPU counts (cpu + 1) times the rate, so P-cores weigh 36 and E-cores 100.
+    ipc = (6e9 * 36 + 2e9 * 100) / (3e9 * 36 + 2e9 * 100)
+    assert tick["derived"]["ipc"] == pytest.approx(ipc)
+    assert tick["derived"]["cpi"] == pytest.approx(1 / ipc)
+    assert not fake.open_fds

@@ -495,3 +495,44 @@ def test_split_after_an_unsupported_event_was_dropped() -> None:
         assert all(len(g) <= 2 for g in c.groups)
         assert set(c.read()) == {"cycles", "branches", "branch-misses"}
     assert kernel.open_fds == set()
+
+
+def test_explicit_group_splits_per_core_pmu_on_hybrid() -> None:
+    """Fixture: Alder Lake-like hybrid (cpu_core 0-7 type 4, cpu_atom 8-15 type 10); fake kernel standing
+    in for both core PMUs. A group cannot span two PMUs, so ("cycles", "instructions") must become one
+    group per core PMU, each on its own PMU's CPUs, as ``perf stat`` does."""
+    kernel = FakeKernel()
+    with Counters.system_wide(
+        [("cycles", "instructions"), "task-clock"], syscalls=kernel, pmus=HYBRID, sysfs_root=HYBRID_ROOT
+    ) as c:
+        assert c.groups == [
+            ["cpu_atom/cycles/", "cpu_atom/instructions/"],
+            ["cpu_core/cycles/", "cpu_core/instructions/"],
+            ["task-clock"],
+        ]
+        assert c.group_of("cpu_core/cycles/") == c.group_of("cpu_core/instructions/")
+        assert c.group_of("cpu_atom/cycles/") == c.group_of("cpu_atom/instructions/")
+        assert c.group_of("cpu_atom/cycles/") != c.group_of("cpu_core/cycles/")
+        hardware = [ev for ev in kernel.all_events if ev.type == _abi.PERF_TYPE_HARDWARE]
+        by_pmu: dict[int, set[int]] = {}
+        for ev in hardware:
+            by_pmu.setdefault(ev.config >> 32, set()).add(ev.cpu)
+        assert by_pmu == {4: set(range(8)), 10: set(range(8, 16))}
+        for ev in hardware:
+            if ev.group_fd == -1:
+                assert ev.config & 0xFFFFFFFF == 0  # cycles leads each group
+                assert [kernel.events[m].config for m in ev.members] == [(ev.config >> 32 << 32) | 1]
+        for cpu, pmu_type in ((3, 4), (12, 10)):
+            leader = kernel.find(pmu_type << 32, cpu)
+            kernel.find((pmu_type << 32) | 1, cpu).value = 300
+            leader.value = 100
+            kernel.set_times(leader.fd, 50, 50)
+        r = c.read()
+        assert set(r["cpu_core/instructions/"]) == set(range(8))
+        assert set(r["cpu_atom/instructions/"]) == set(range(8, 16))
+        assert r["cpu_core/instructions/"][3] == RawCount(300, 50, 50)
+        assert r["cpu_atom/cycles/"][12] == RawCount(100, 50, 50)
+    with pytest.raises(ValueError, match="cannot share one group"):
+        Counters.system_wide(
+            [("cycles", "task-clock")], syscalls=FakeKernel(), pmus=HYBRID, sysfs_root=HYBRID_ROOT
+        )

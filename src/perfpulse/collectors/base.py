@@ -138,8 +138,17 @@ def register(cls: type[BaseCollector]) -> type[BaseCollector]:
 
 
 def registry() -> dict[str, type[BaseCollector]]:
-    """All collector classes by name, importing the built-in ones first."""
+    """All collector classes by name, importing the built-in ones first.
+
+    The order is the order of ``BUILTIN`` (then any others by name), never import order: which module a
+    program happened to import first must not change the order of snapshots, exports or the UI.
+    """
     import perfpulse.collectors as pkg
 
     pkg.load_builtin()
-    return dict(_REGISTRY)
+    rank = {f"perfpulse.collectors.{mod}": i for i, mod in enumerate(pkg.BUILTIN)}
+
+    def key(item: tuple[str, type[BaseCollector]]) -> tuple[int, str]:
+        return rank.get(item[1].__module__, len(rank)), item[0]
+
+    return dict(sorted(_REGISTRY.items(), key=key))

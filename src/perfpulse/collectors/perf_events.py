@@ -110,6 +110,11 @@ def derive(
     for name in values:
         by_base.setdefault(base_name(name), []).append(name)
 
+    # On a hybrid machine each configured pair is counted as one group per core PMU (cpu_core/cycles/
+    # with cpu_core/instructions/, cpu_atom/... with cpu_atom/...), so a ratio takes only pairs from one
+    # group and sums numerators and denominators over those pairs: the machine-wide IPC is all
+    # instructions over all cycles, exact because each pair was counted together. Per CPU only that CPU's
+    # PMU has events, so ``derived_per_cpu`` is the per-PMU ratio.
     def pick(num: str, den: str) -> tuple[float | None, float | None] | None:
         pairs = [
             (n, d)

@@ -25,8 +25,9 @@ Splitting: hardware events go in groups of at most ``max_group_size`` (default 4
 x86 cores have with SMT on); if the kernel still refuses a member (EINVAL/ENOSPC: the group cannot fit)
 the group is split at that member and both halves retried. Software events share their own group(s),
 uncore/RAPL events one group per PMU opened only on the PMU's ``cpumask`` CPUs with no exclude bits,
-hybrid core events one group per core PMU on that PMU's CPUs. Nothing is ever ``pinned``: a pinned group
-that cannot be scheduled goes into an error state and reads 0 silently.
+hybrid core events one group per core PMU on that PMU's CPUs; an explicit group of generic events on a
+hybrid machine becomes one group per core PMU, as ``perf stat`` does. Nothing is ever ``pinned``: a
+pinned group that cannot be scheduled goes into an error state and reads 0 silently.
 
 File descriptors: every fd opened is recorded before anything else can fail and is closed on any error,
 on ``close()``, on leaving a ``with`` block and (as a last resort) on garbage collection. Running out of
@@ -361,6 +362,28 @@ class _ResourceExhausted(Exception):
 EventsArg = Iterable["EventSpec | str | Sequence[EventSpec | str]"]
 
 
+def _split_explicit(specs: list[EventSpec]) -> list[list[EventSpec]]:
+    """An explicit group as the groups it can be opened as: itself when its events share one PMU.
+
+    On a hybrid machine a generic name in a group expands into one event per core PMU, and no group can
+    span two PMUs; like ``perf stat``, the group is then split into one group per core PMU (in order of
+    first appearance, members keeping the caller's order), each opened on that PMU's CPUs. The members of
+    each part still count together, so a ratio within one part stays exact. Any other mix (hardware with
+    software, two uncore PMUs) is refused: no split would keep the group the caller asked for.
+    """
+    parts: dict[str, list[EventSpec]] = {}
+    for spec in specs:
+        parts.setdefault(spec.group_key, []).append(spec)
+    if len(parts) == 1:
+        return [specs]
+    if all(key.startswith("core:") and key != "core:" for key in parts):
+        return list(parts.values())
+    raise ValueError(
+        f"events {[s.name for s in specs]} cannot share one group: they belong to "
+        f"different PMUs ({', '.join(sorted(parts))})"
+    )
+
+
 class Counters:
     """Open counter groups for one scope. Build with ``system_wide``, ``process`` or ``cgroup``.
 
@@ -542,13 +565,7 @@ class Counters:
                     else:
                         raise TypeError(f"an event must be a name or an EventSpec, not {type(sub).__name__}")
                 if specs:
-                    keys = {s.group_key for s in specs}
-                    if len(keys) > 1:
-                        raise ValueError(
-                            f"events {[s.name for s in specs]} cannot share one group: they belong to "
-                            f"different PMUs ({', '.join(sorted(keys))})"
-                        )
-                    units.append((specs, True))
+                    units.extend((part, True) for part in _split_explicit(specs))
             else:
                 raise TypeError(f"an event must be a name or an EventSpec, not {type(item).__name__}")
         seen: set[str] = set()
