@@ -115,13 +115,18 @@ def test_live_values_follow_the_daemon_tick_by_tick(browser: Any, daemon: Daemon
 
     # What the page shows is what the REST API says for the same tick. (Panels off screen pause their
     # updates, so the process table is brought into view first.)
+    # A panel brought into view draws at the next tick, so wait until it shows a number before comparing.
     page.locator("[data-testid=proc-total]").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => /^[0-9]+$/.test(document.querySelector('[data-testid=proc-total]').textContent.trim())"
+    )
     got = page.evaluate(
         """async () => {
           for (let i = 0; i < 40; i++) {
             const snap = await (await fetch('/api/v1/snapshot')).json();
             const el = document.querySelector('[data-seq]');
-            if (Number(el.dataset.seq) === snap.seq) {
+            const procs = document.querySelector('[data-testid=proc-total]').textContent.trim();
+            if (Number(el.dataset.seq) === snap.seq && /^[0-9]+$/.test(procs)) {
               return {
                 snap,
                 memory: document.querySelector('[data-tile=memory] [data-value]').textContent,
