@@ -156,9 +156,6 @@ def create_app(
     if store is not None and (s := _store_sink(store)) is not None:
         extra_sinks.setdefault("store", s)
         if callable(bind := getattr(store, "bind_catalogue", None)):
-            bind(sampler.catalogue)  # the history keeps the series of the live catalogue
-        bind = getattr(store, "bind_catalogue", None)
-        if callable(bind):
             # History follows the live catalogue (collectors switched on or off at run time).
             bind(sampler.catalogue)
 
