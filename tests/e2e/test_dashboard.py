@@ -113,13 +113,12 @@ def test_live_values_follow_the_daemon_tick_by_tick(browser: Any, daemon: Daemon
     assert [s for s, _ in seen] == list(range(seen[0][0], seen[0][0] + 3))
     assert len({t for _, t in seen}) == 3
 
-    # What the page shows is what the REST API says for the same tick. (Panels off screen pause their
-    # updates, so the process table is brought into view first.)
-    # A panel brought into view draws at the next tick, so wait until it shows a number before comparing.
+    # What the page shows is what the REST API says for the same tick. Panels off screen keep the tick
+    # they last drew, so the process table is brought into view and the comparison waits until its
+    # visibility observer has reported it on screen and one more tick has been drawn.
     page.locator("[data-testid=proc-total]").scroll_into_view_if_needed()
-    page.wait_for_function(
-        "() => /^[0-9]+$/.test(document.querySelector('[data-testid=proc-total]').textContent.trim())"
-    )
+    page.wait_for_selector("section[data-collector=processes][data-visible=true]")
+    wait_seq_above(page, seq_of(page))
     got = page.evaluate(
         """async () => {
           for (let i = 0; i < 40; i++) {
