@@ -105,6 +105,41 @@ def test_raising_hanging_and_blocking_collectors_never_delay_a_tick(hung_statvfs
         assert all(v.get("stuck") == 1 for v in fs.values() if isinstance(v, dict)), fs
 
 
+def test_a_hung_blocking_read_delays_the_collectors_queued_behind_it_only_briefly() -> None:
+    """Collectors that are one blocking call share a worker thread per tick; one that hangs there (SIMULATED:
+    a blocked Event.wait in that thread) must not make the ones after it stale, nor pile up threads."""
+    before = FakeCollector("before", data=lambda n: {"n": n}, shared_worker=True)
+    hung = FakeCollector("hung", delay=60.0, shared_worker=True)
+    after = FakeCollector("after", data=lambda n: {"n": n}, shared_worker=True)
+    broken = FakeCollector("broken", raises=ValueError("bad line 3"), shared_worker=True)
+    sampler = Sampler(MetricsAggregator([before, hung, after, broken]), interval=0.2)
+    threads_before = threading.active_count()
+    got = run_for(sampler, 10)
+
+    late = [round(lateness, 3) for _, lateness in got]
+    assert max(late) < ON_TIME, late
+    for snap, _ in got:
+        assert snap.meta["hung"].stale
+        assert not snap.meta["before"].stale and snap.data["before"] == {"n": snap.seq}
+        assert not snap.meta["after"].stale and snap.data["after"] == {"n": snap.seq}
+        assert snap.meta["broken"].error == "ValueError: bad line 3" and not snap.meta["broken"].stale
+    assert hung.calls == 1 and hung.max_running == 1
+    assert threading.active_count() <= threads_before + 8
+
+
+def test_blocking_collectors_share_one_worker_thread_per_tick() -> None:
+    """The point of the shared worker: one thread hand-off per tick, not one per collector."""
+    fakes = [FakeCollector(f"c{i}", data={"i": i}, shared_worker=True) for i in range(6)]
+    sampler = Sampler(MetricsAggregator(fakes), interval=0.1)
+    got = run_for(sampler, 5)
+    assert len(got) == 5
+    main = threading.get_ident()
+    for tick in range(5):
+        idents = {f.threads[tick] for f in fakes}
+        assert len(idents) == 1 and main not in idents, idents
+    assert all(not snap.meta[f.name].stale for snap, _ in got for f in fakes)
+
+
 def _spawn_storm(stop: threading.Event, per_second: int, counter: list[int]) -> None:
     """Start ``per_second`` processes a second that exit at once or after ~10 ms."""
     true, sleep = shutil.which("true") or "/bin/true", shutil.which("sleep") or "/bin/sleep"

@@ -135,3 +135,19 @@ def test_snapshot_collector_follows_the_latest_snapshot() -> None:
     asyncio.run(two())
     fams = families(generate_latest(reg))
     assert fams["perfpulse_n_value_count"].samples[0].value == 2
+
+
+def test_render_cache_renders_each_tick_once_and_follows_new_ticks() -> None:
+    from perfpulse.exporters.prometheus import RenderCache
+
+    spec = MetricSpec("n_value_count", "count", "gauge", "n", "n")
+    c = FakeCollector("n", data=lambda k: {"n": k}, catalogue=[spec])
+    sampler = Sampler(MetricsAggregator([c]), clock=FakeClock())
+    cache = RenderCache()
+    assert cache.render(None, [c]) == b"" and cache.renders == 0
+    first = asyncio.run(sampler.tick())
+    bodies = [cache.render(first, [c]) for _ in range(3)]
+    assert cache.renders == 1 and bodies[0] == bodies[2] == render(first, [c])
+    second = asyncio.run(sampler.tick())
+    assert families(cache.render(second, [c]))["perfpulse_n_value_count"].samples[0].value == 2
+    assert cache.renders == 2

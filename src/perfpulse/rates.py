@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
@@ -114,10 +115,31 @@ class CounterTracker:
         return len(self._last)
 
 
+#: The live kernel's boot id, and when it was read: every collector's tracker asks for it each tick, and it
+#: cannot change while this process runs on that kernel; once a second is plenty.
+_LIVE_BOOT_ID: tuple[float, str | None] = (float("-inf"), None)
+
+
 def read_boot_id(proc_root: str = "/proc") -> str | None:
-    """The kernel's boot id (changes at every boot); None where it cannot be read."""
+    """The kernel's boot id (changes at every boot); None where it cannot be read.
+
+    A fixture tree's is read at every call (tests change it); the live /proc's at most once a second.
+    """
+    global _LIVE_BOOT_ID
+    live = proc_root == "/proc"
+    if live:
+        at, value = _LIVE_BOOT_ID
+        now = time.monotonic()
+        if now - at < 1.0:
+            return value
     try:
-        with open(f"{proc_root}/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
+        fd = os.open(f"{proc_root}/sys/kernel/random/boot_id", os.O_RDONLY)
+        try:
+            value = os.read(fd, 64).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
     except OSError:
-        return None
+        value = None
+    if live:
+        _LIVE_BOOT_ID = (now, value)
+    return value

@@ -61,7 +61,10 @@ class FakeCollector(BaseCollector):
     it. ``delay`` seconds pass before it returns: on the event loop (``asyncio.sleep``) or, with
     ``blocking=True``, in a worker thread through ``run_blocking``, like a hung ``statvfs``.
     ``raises`` makes every collection fail with that exception. ``reason`` makes it unavailable.
-    ``on_collect`` runs at the start of every collection (e.g. ``clock.advance``).
+    ``on_collect`` runs at the start of every collection (e.g. ``clock.advance``). With ``shared_worker=True``
+    the whole collection is one blocking call (``blocking_call()``), as for the /proc collectors, so the
+    aggregator runs it on the worker thread it shares with the others; ``threads`` records which thread
+    ran each call.
 
     ``calls``, ``running`` and ``max_running`` let a test check that collections do not pile up.
     """
@@ -75,6 +78,7 @@ class FakeCollector(BaseCollector):
         data: DataSource | None = None,
         delay: float = 0.0,
         blocking: bool = False,
+        shared_worker: bool = False,
         raises: BaseException | type[BaseException] | None = None,
         reason: str | None = None,
         hint: str | None = None,
@@ -91,6 +95,8 @@ class FakeCollector(BaseCollector):
         self.data: DataSource = data if data is not None else {"value": 1}
         self.delay = delay
         self.blocking = blocking
+        self.shared_worker = shared_worker
+        self.threads: list[int] = []
         self.raises = raises
         self.reason = reason
         self._hint = hint
@@ -108,12 +114,41 @@ class FakeCollector(BaseCollector):
     def hint(self) -> str | None:
         return self._hint
 
-    async def collect(self) -> dict[str, Any]:
+    def blocking_call(self) -> Callable[[], dict[str, Any]] | None:
+        return self._collect_blocking if self.shared_worker else None
+
+    def _collect_blocking(self) -> dict[str, Any]:
+        call = self._enter()
+        try:
+            if self.on_collect is not None:
+                self.on_collect()
+            self.threads.append(threading.get_ident())
+            if self.delay > 0:
+                self._release.wait(self.delay)
+            return self._result(call)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def _enter(self) -> int:
         with self._lock:
             self.calls += 1
             self.running += 1
             self.max_running = max(self.max_running, self.running)
-            call = self.calls
+            return self.calls
+
+    def _result(self, call: int) -> dict[str, Any]:
+        if self.raises is not None:
+            raise self.raises
+        if self.reason is not None:
+            return unavailable(self.reason, self._hint)
+        source = self.data
+        return dict(source(call) if callable(source) else source)
+
+    async def collect(self) -> dict[str, Any]:
+        if self.shared_worker:  # collected outside an aggregator
+            return await run_blocking(self._collect_blocking)
+        call = self._enter()
         try:
             if self.on_collect is not None:
                 self.on_collect()
@@ -122,12 +157,7 @@ class FakeCollector(BaseCollector):
                     await run_blocking(self._release.wait, self.delay)
                 else:
                     await asyncio.sleep(self.delay)
-            if self.raises is not None:
-                raise self.raises
-            if self.reason is not None:
-                return unavailable(self.reason, self._hint)
-            source = self.data
-            return dict(source(call) if callable(source) else source)
+            return self._result(call)
         finally:
             with self._lock:
                 self.running -= 1

@@ -17,7 +17,7 @@ from perfpulse.collectors.base import BaseCollector, Roots, register, run_blocki
 from perfpulse.model import MetricSpec
 from perfpulse.procfs import ParseError
 from perfpulse.procfs.cpuinfo import parse_cpuinfo_mhz
-from perfpulse.procfs.files import read, read_optional, why
+from perfpulse.procfs.files import read, read_optional, tree_id, why
 from perfpulse.procfs.loadavg import parse_loadavg
 from perfpulse.procfs.stat import CPU_MODES, CpuTimes, parse_stat
 from perfpulse.procfs.sysfs import parse_int
@@ -25,6 +25,8 @@ from perfpulse.rates import CounterTracker, read_boot_id
 
 _Rows = dict[int | str, CpuTimes]
 _MAX_EVENTS_PER_S = 1e9  # above this a scheduler counter rate is a glitch, not load
+#: Seconds a reading of /proc/cpuinfo's clock speeds is reused where cpufreq is absent.
+_CPUINFO_TTL_S = 5.0
 
 
 def _g(name: str, unit: str, desc: str, path: str, labels: tuple[str, ...] = ()) -> MetricSpec:
@@ -92,6 +94,9 @@ class CpuCollector(BaseCollector):
         self._clock = clock
         self._tracker = CounterTracker(clock=clock, boot_id=lambda: read_boot_id(str(self.roots.proc)))
         self._sensors = Sensors(clock)
+        self._cpuinfo: dict[int, float] = {}
+        self._cpuinfo_key: object = None
+        self._cpuinfo_at = float("-inf")
         self._prev: _Rows = {}
         # USER_HZ, the unit of /proc/stat; a fixture tree from another machine may pass its own.
         self._user_hz = clk_tck or os.sysconf("SC_CLK_TCK")
@@ -100,6 +105,9 @@ class CpuCollector(BaseCollector):
         if not os.access(self.roots.proc / "stat", os.R_OK):
             return f"{self.roots.proc / 'stat'} cannot be read: is /proc mounted?"
         return None
+
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self._collect
 
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self._collect)
@@ -176,10 +184,18 @@ class CpuCollector(BaseCollector):
                 continue
         if out or not cpus:
             return out
-        try:
-            return {c: mhz * 1e6 for c, mhz in parse_cpuinfo_mhz(read(self.roots.proc / "cpuinfo")).items()}
-        except (OSError, ParseError):
-            return {}
+        # Without cpufreq, /proc/cpuinfo's MHz: a file that formats a page per CPU (and on x86 samples each
+        # CPU's clock to do it), so it is read every _CPUINFO_TTL_S rather than every tick.
+        now = self._clock()
+        key = tree_id(self.roots.proc)
+        if key != self._cpuinfo_key or now - self._cpuinfo_at >= _CPUINFO_TTL_S:
+            try:
+                text = read(self.roots.proc / "cpuinfo")
+                self._cpuinfo = {c: mhz * 1e6 for c, mhz in parse_cpuinfo_mhz(text).items()}
+            except (OSError, ParseError):
+                self._cpuinfo = {}
+            self._cpuinfo_key, self._cpuinfo_at = key, now
+        return self._cpuinfo
 
 
 def _busy(modes: dict[str, float | None]) -> float | None:

@@ -111,6 +111,9 @@ class DiskCollector(BaseCollector):
     def hint(self) -> str | None:
         return "inside a container, bind-mount the host's /proc read-only and point the proc root at it"
 
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self._collect
+
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self._collect)
 

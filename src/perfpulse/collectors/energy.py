@@ -109,6 +109,9 @@ class EnergyCollector(BaseCollector):
             self._why_not.append(f"{source.name}: {reason}")
         return None
 
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self.collect_sync
+
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self.collect_sync)
 

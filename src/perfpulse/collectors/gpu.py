@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -174,6 +175,9 @@ class GpuCollector(BaseCollector):
         return self._hint
 
     # -- collection ---------------------------------------------------------------------------------------
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self.collect_sync
+
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self.collect_sync)
 

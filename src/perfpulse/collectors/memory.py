@@ -93,6 +93,9 @@ class MemoryCollector(BaseCollector):
         self._tracker = CounterTracker(clock=clock, boot_id=lambda: read_boot_id(str(self.roots.proc)))
         self._page = page_size or PAGE_BYTES
 
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self._collect
+
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self._collect)
 

@@ -117,6 +117,9 @@ class MemoryBandwidthCollector(BaseCollector):
             return None
         return f"neither {self.roots.proc}/vmstat nor an uncore_imc PMU exists"
 
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self.collect_sync
+
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self.collect_sync)
 

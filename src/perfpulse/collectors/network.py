@@ -38,6 +38,8 @@ _COUNTERS = (
 _MAX_BYTES_PER_S = 1e12  # 8 Tb/s: beyond any NIC, so a larger jump is a counter glitch
 _MAX_PACKETS_PER_S = 1e10
 _KINDS_TTL_S = 60.0
+#: Seconds an interface's speed and MTU are reused while its operstate stays the same.
+_STATIC_TTL_S = 10.0
 _IFF_UP = 0x1
 _REAL_PROC = Path("/proc")
 _NETLINK_SOCK_DIAG = 4
@@ -85,11 +87,16 @@ class NetworkCollector(BaseCollector):
         self._tcp_last: dict[str, int] | None = None
         self._tcp_key: object = None
         self._tcp_at = float("-inf")
+        #: interface -> (operstate when read, read at, speed, MTU)
+        self._static: dict[str, tuple[str | None, float, float | None, int | None]] = {}
 
     def unavailable_reason(self) -> str | None:
         if not os.access(self.roots.proc / "net/dev", os.R_OK):
             return f"{self.roots.proc / 'net/dev'} cannot be read: is /proc mounted with networking?"
         return None
+
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self._collect
 
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self._collect)
@@ -105,10 +112,13 @@ class NetworkCollector(BaseCollector):
         # this interval's total; the total is unknown only while no interface has a rate.
         total: dict[str, float | None] = {f"{k}_per_second": None for k, _, _ in _COUNTERS}
         tr = self._tracker
+        now = self._clock()
         with tr.tick():
             kinds = self._kinds(devs)
+            if len(self._static) > len(devs):
+                self._static = {n: v for n, v in self._static.items() if n in devs}
             for name, st in devs.items():
-                iface = _link(f"{self.roots.sys}/class/net/{name}", kinds[name])
+                iface = self._link(name, kinds[name], now)
                 for key, unit, _ in _COUNTERS:
                     limit = _MAX_BYTES_PER_S if unit == "bytes_per_second" else _MAX_PACKETS_PER_S
                     rate = tr.per_second((name, key), getattr(st, key), limit=limit)
@@ -124,10 +134,29 @@ class NetworkCollector(BaseCollector):
             "tcp": self._tcp(),
         }
 
+    def _link(self, name: str, kind: str, now: float) -> dict[str, Any]:
+        """State every tick; speed and MTU again when the state changes (a link that comes up negotiates
+        its speed) and at least every ``_STATIC_TTL_S``: two reads an interface instead of four."""
+        base = f"{self.roots.sys}/class/net/{name}"
+        operstate, flags = _link_state(base)
+        known = self._static.get(name)
+        if known is None or known[0] != operstate or now - known[1] > _STATIC_TTL_S:
+            known = (operstate, now, *_link_static(base))
+            self._static[name] = known
+        return {
+            "kind": kind,
+            "operstate": operstate,
+            "up": None if flags is None else bool(flags & _IFF_UP) and operstate in ("up", "unknown"),
+            "speed_bytes_per_second": known[2],
+            "mtu_bytes": known[3],
+        }
+
     def _kinds(self, devs: Mapping[str, object]) -> dict[str, str]:
         """Interface kinds change only when interfaces come and go: looked up again then, or each minute."""
         key = (tree_id(self.roots.sys), frozenset(devs))
         now = self._clock()
+        if key[0] != (self._kinds_key or (None,))[0]:
+            self._static = {}  # another sysfs tree: nothing read from the old one holds
         if key != self._kinds_key or now - self._kinds_at > _KINDS_TTL_S:
             self._kind_of = {n: _kind(f"{self.roots.sys}/class/net/{n}") for n in devs}
             self._kinds_key, self._kinds_at = key, now
@@ -191,16 +220,13 @@ def _kind(base: str) -> str:
     return "physical" if os.path.exists(f"{base}/device") else "virtual"
 
 
-def _link(base: str, kind: str) -> dict[str, Any]:
-    """State and speed of one interface from sysfs (ABI: sysfs-class-net); missing attributes read None."""
-    operstate = read_attr(f"{base}/operstate", parse_word)
-    flags = read_attr(f"{base}/flags", parse_hex)
+def _link_state(base: str) -> tuple[str | None, int | None]:
+    """operstate and flags of one interface from sysfs (ABI: sysfs-class-net); missing ones read None."""
+    return read_attr(f"{base}/operstate", parse_word), read_attr(f"{base}/flags", parse_hex)
+
+
+def _link_static(base: str) -> tuple[float | None, int | None]:
+    """Speed (bytes/s) and MTU of one interface: attributes that change only with the link's state or an
+    administrator's command."""
     speed = read_attr(f"{base}/speed", parse_int)  # Mb/s; -1 or EINVAL when the link is down or has no speed
-    up = None if flags is None else bool(flags & _IFF_UP) and operstate in ("up", "unknown")
-    return {
-        "kind": kind,
-        "operstate": operstate,
-        "up": up,
-        "speed_bytes_per_second": speed * 125_000 if speed is not None and speed > 0 else None,
-        "mtu_bytes": read_attr(f"{base}/mtu", parse_int),
-    }
+    return (speed * 125_000 if speed is not None and speed > 0 else None), read_attr(f"{base}/mtu", parse_int)

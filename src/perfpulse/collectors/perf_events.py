@@ -259,6 +259,10 @@ class PerfEventsCollector(BaseCollector):
             return self._failure[1]
         return "run `perfpulse check` for what to change; docs/PERMISSIONS.md explains each option"
 
+    def blocking_call(self) -> Callable[[], dict[str, Any]] | None:
+        # Opening waits for the counters to settle, so only a tick of an open engine is one blocking call.
+        return None if self._engine is None else self._engine.tick
+
     async def collect(self) -> dict[str, Any]:
         if self._engine is None:
             if self._failure is not None and self._clock() - self._failed_at < _RETRY_SECONDS:

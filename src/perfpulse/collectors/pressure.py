@@ -71,6 +71,9 @@ class PressureCollector(BaseCollector):
     def hint(self) -> str | None:
         return HINT
 
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self._collect
+
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self._collect)
 

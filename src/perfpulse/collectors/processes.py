@@ -4,7 +4,9 @@ Cost is what matters here: a host with thousands of processes is read every seco
 ``os.scandir`` of /proc plus one ``read`` of /proc/<pid>/stat per process (name, state, CPU time, threads,
 start time and RSS are all on that line); psutil's per-process objects cost several times more for the same
 fields (bench/processes_scan.py). The files that only the top N need (status for the user, io, cmdline)
-are read for those few processes only.
+are read for those few processes only, and the user and command line of a process are kept while it stays
+in a top list: re-read when its name changes (an exec) and at least every ``IDENTITY_REFRESH`` seconds (a
+setuid, or a daemon that rewrites its argv), which halves the reads of a tick.
 
 A process that exits between the directory listing and the read is skipped without a word. Rates are keyed
 by (pid, start time), so a reused PID starts from nothing instead of inheriting its predecessor's counters.
@@ -36,6 +38,16 @@ from perfpulse.rates import CounterTracker, read_boot_id
 #: States always present in ``states`` (0 when no process is in them), so charts have stable series.
 _BASE_STATES = ("running", "sleeping", "disk_sleep", "stopped", "zombie", "idle")
 
+
+class _Unread:
+    """A command line that could not be read (gone, hidden), unlike a kernel thread's empty one."""
+
+
+_UNREAD = _Unread()
+_Identity = tuple[str, float, str | None, str | _Unread | None]
+
+#: Seconds the user and command line of a process in a top list are reused before being read again.
+IDENTITY_REFRESH = 10.0
 
 _NO_PIDS = "{proc} lists no /proc/<pid> directories: not a procfs, or one without processes"
 
@@ -92,6 +104,11 @@ class ProcessesCollector(BaseCollector):
         self._cpu = CounterTracker(clock=clock, boot_id=boot)
         self._io = CounterTracker(clock=clock, boot_id=boot)
         self._io_primed = False
+        self._clock = clock
+        #: (pid, start time) -> (name, read at, user, cmdline) for the processes of the last top lists;
+        #: the cmdline is _UNREAD when the file could not be read (a kernel thread's reads as None).
+        self._identity: dict[tuple[int, int], _Identity] = {}
+        self._identity_next: dict[tuple[int, int], _Identity] = {}
 
     @property
     def _proc(self) -> str:
@@ -105,6 +122,9 @@ class ProcessesCollector(BaseCollector):
         except OSError:
             return f"{self._proc} does not exist (procfs not mounted?)"
         return _NO_PIDS.format(proc=self._proc)
+
+    def blocking_call(self) -> Callable[[], dict[str, Any]]:
+        return self.collect_sync
 
     async def collect(self) -> dict[str, Any]:
         return await run_blocking(self.collect_sync)
@@ -150,6 +170,8 @@ class ProcessesCollector(BaseCollector):
         top_mem = heapq.nlargest(self.top_n, rows, key=lambda r: r[1])
         cmdlines: dict[str, str | None] = {}
         details: dict[int, dict[str, Any]] = {}
+        self._identity_next = {}
+        self._now = self._clock()
         with self._io.tick():
             for row in (*top_cpu, *top_mem):
                 if id(row) not in details:
@@ -161,6 +183,7 @@ class ProcessesCollector(BaseCollector):
             for row in rows:
                 if (first or row[0] > 0.0) and id(row) not in details:
                     self._io_rates(row[2])
+        self._identity = self._identity_next
         return {
             "total": len(rows),
             "threads": threads,
@@ -175,16 +198,15 @@ class ProcessesCollector(BaseCollector):
 
     def _detail(self, row: tuple[float, int, PidStat], cmdlines: dict[str, str | None]) -> dict[str, Any]:
         cpu, rss, st = row
-        base = f"{self._proc}/{st.pid}"
-        user: str | None
-        try:
-            uid = parse_status_uid(_read(f"{base}/status", 8192))
-            user = self._users.get(uid) or self._users.setdefault(uid, self._user_name(uid))
-        except (OSError, ParseError):
-            user = None
+        key = (st.pid, st.starttime)
+        known = self._identity.get(key)
+        if known is None or known[0] != st.comm or self._now - known[1] >= IDENTITY_REFRESH:
+            known = (st.comm, self._now, *self._read_identity(st.pid))
+        self._identity_next[key] = known
+        user, cmdline = known[2], known[3]
+        if not isinstance(cmdline, _Unread):
+            cmdlines[str(st.pid)] = cmdline
         read_rate, write_rate = self._io_rates(st)
-        with contextlib.suppress(OSError):
-            cmdlines[str(st.pid)] = parse_cmdline(_read(f"{base}/cmdline", 65536))
         return {
             "pid": st.pid,
             "name": st.comm,
@@ -196,6 +218,20 @@ class ProcessesCollector(BaseCollector):
             "read_bytes_per_second": read_rate,
             "write_bytes_per_second": write_rate,
         }
+
+    def _read_identity(self, pid: int) -> tuple[str | None, str | _Unread | None]:
+        """The user owning a process and its command line; None for what cannot be read (gone, hidden)."""
+        base = f"{self._proc}/{pid}"
+        user: str | None
+        try:
+            uid = parse_status_uid(_read(f"{base}/status", 8192))
+            user = self._users.get(uid) or self._users.setdefault(uid, self._user_name(uid))
+        except (OSError, ParseError):
+            user = None
+        cmdline: str | _Unread | None = _UNREAD
+        with contextlib.suppress(OSError):
+            cmdline = parse_cmdline(_read(f"{base}/cmdline", 65536))
+        return user, cmdline
 
     def _io_rates(self, st: PidStat) -> tuple[float | None, float | None]:
         """Storage read/write bytes per second from /proc/<pid>/io; None when unreadable (EACCES without

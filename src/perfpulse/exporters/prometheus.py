@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from perfpulse.collectors.base import BaseCollector
 from perfpulse.model import MetricSpec, Snapshot
 
-__all__ = ["CONTENT_TYPE", "PREFIX", "SnapshotCollector", "metric_families", "render"]
+__all__ = ["CONTENT_TYPE", "PREFIX", "RenderCache", "SnapshotCollector", "metric_families", "render"]
 
 log = logging.getLogger("perfpulse.exporters.prometheus")
 
@@ -134,3 +134,22 @@ def render(snapshot: Snapshot | None, collectors: Collectors) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: snapshot, collectors))
     return generate_latest(registry)
+
+
+class RenderCache:
+    """The exposition of the latest Snapshot, rendered once per tick however many scrapers ask for it
+    (an HA pair of Prometheus servers, a federation, a person with curl)."""
+
+    def __init__(self) -> None:
+        self._snapshot: Snapshot | None = None
+        self._body = b""
+        self.renders = 0
+
+    def render(self, snapshot: Snapshot | None, collectors: Collectors) -> bytes:
+        if snapshot is None:
+            return b""
+        if snapshot is not self._snapshot:
+            self._body = render(snapshot, collectors)
+            self._snapshot = snapshot
+            self.renders += 1
+        return self._body

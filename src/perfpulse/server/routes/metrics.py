@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from perfpulse.exporters.prometheus import CONTENT_TYPE, render
+from perfpulse.exporters.prometheus import CONTENT_TYPE, RenderCache
 from perfpulse.sampler import Sampler
 from perfpulse.server.deps import require_viewer
 from perfpulse.server.hub import Hub
@@ -58,7 +58,10 @@ async def metrics(request: Request) -> Response:
     """The latest tick as Prometheus text. Scrape with a read-only API token as a bearer token."""
     sampler: Sampler = request.app.state.sampler
     hub: Hub = request.app.state.hub
-    body = render(sampler.latest, sampler.aggregator.collectors()) + self_metrics(sampler, hub)
+    cache: RenderCache | None = getattr(request.app.state, "prometheus_cache", None)
+    if cache is None:
+        cache = request.app.state.prometheus_cache = RenderCache()
+    body = cache.render(sampler.latest, sampler.aggregator.collectors()) + self_metrics(sampler, hub)
     if callable(store_text := getattr(request.app.state.store, "prometheus_text", None)):
         body += store_text()  # the history writer's counters, e.g. perfpulse_store_dropped_samples_total
     return Response(body, media_type=CONTENT_TYPE)
