@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import os
 import shutil
 import socket
@@ -222,7 +223,10 @@ def _scraper(peer: Peer, url: str, stop: threading.Event) -> None:
                 r.read()
             if peer.counting:
                 peer.refreshes += 1
-        except OSError as exc:
+        except (
+            OSError,
+            http.client.HTTPException,
+        ) as exc:  # IncompleteRead when the exporter stops mid-scrape
             peer.errors.append(str(exc))
         k += 1
         stop.wait(max(0.0, t0 + k - time.monotonic()))

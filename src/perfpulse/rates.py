@@ -105,8 +105,26 @@ class CounterTracker:
         return Rate(delta, seconds)
 
     def per_second(self, key: Hashable, value: float, *, limit: float | None = None) -> float | None:
-        r = self.rate(key, value, limit=limit)
-        return None if r is None else r.per_second
+        """``rate(...).per_second`` without building the Rate: collectors call this once per counter per
+        tick (every process, every core, every interface), so it is kept to the arithmetic."""
+        now = self._now if self._in_tick else self._clock()
+        if not math.isfinite(value):
+            self._last.pop(key, None)
+            return None
+        self._seen.add(key)
+        last = self._last
+        prev = last.get(key)
+        last[key] = (now, value)
+        if prev is None:
+            return None
+        seconds = now - prev[0]
+        delta = value - prev[1]
+        if seconds <= 0 or delta < 0:
+            return None
+        per_second = delta / seconds
+        if limit is not None and per_second > limit:
+            return None
+        return per_second
 
     def forget(self, key: Hashable) -> None:
         self._last.pop(key, None)

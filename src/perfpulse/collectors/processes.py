@@ -105,6 +105,8 @@ class ProcessesCollector(BaseCollector):
         self._io = CounterTracker(clock=clock, boot_id=boot)
         self._io_primed = False
         self._clock = clock
+        #: pid directory -> (its stat line, parsed) from the last tick: most processes did not run since.
+        self._parsed: dict[str, tuple[bytes, PidStat]] = {}
         #: (pid, start time) -> (name, read at, user, cmdline) for the processes of the last top lists;
         #: the cmdline is _UNREAD when the file could not be read (a kernel thread's reads as None).
         self._identity: dict[tuple[int, int], _Identity] = {}
@@ -133,15 +135,30 @@ class ProcessesCollector(BaseCollector):
         """One tick, blocking (the async ``collect`` runs this in a worker thread)."""
         proc = self._proc
         try:
-            listing = os.scandir(proc)
+            # Paths relative to one directory descriptor: the kernel resolves "/proc" once, not per file.
+            dir_fd = os.open(proc, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             return unavailable(f"cannot list {proc}: {exc.strerror}")
+        try:
+            return self._scan(proc, dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _scan(self, proc: str, dir_fd: int) -> dict[str, Any]:
+        try:
+            listing = os.scandir(dir_fd)
+        except OSError as exc:
+            return unavailable(f"cannot list {proc}: {exc.strerror}")
+        o_rdonly = os.O_RDONLY
+        os_open, os_read, os_close = os.open, os.read, os.close
         states = dict.fromkeys(_BASE_STATES, 0)
         threads = 0
         vanished = 0
         malformed = 0
         rows: list[tuple[float, int, PidStat]] = []
         tck = self._clk_tck
+        parsed = self._parsed
+        reparsed: dict[str, tuple[bytes, PidStat]] = {}
         with self._cpu.tick():
             per_second = self._cpu.per_second
             with listing:
@@ -150,20 +167,30 @@ class ProcessesCollector(BaseCollector):
                     if not (name.isascii() and name.isdigit()):
                         continue
                     try:
-                        data = _read(f"{proc}/{name}/stat")
+                        fd = os_open(name + "/stat", o_rdonly, dir_fd=dir_fd)
+                        try:
+                            data = os_read(fd, 4096)
+                        finally:
+                            os_close(fd)
                     except OSError:  # exited since the listing (ENOENT, ESRCH) or hidden (hidepid)
                         vanished += 1
                         continue
-                    try:
-                        st = parse_stat(data)
-                    except ParseError:
-                        malformed += 1
-                        continue
+                    known = parsed.get(name)
+                    if known is not None and known[0] == data:
+                        st = known[1]  # did not run since the last tick: the same line, parsed once
+                    else:
+                        try:
+                            st = parse_stat(data)
+                        except ParseError:
+                            malformed += 1
+                            continue
+                    reparsed[name] = (data, st)
                     label = STATE_NAMES.get(st.state, st.state)
                     states[label] = states.get(label, 0) + 1
                     threads += st.num_threads
                     ticks = per_second((st.pid, st.starttime), st.utime + st.stime)
                     rows.append((-1.0 if ticks is None else ticks * 100.0 / tck, st.rss, st))
+        self._parsed = reparsed
         if not rows and not vanished and not malformed:
             return unavailable(_NO_PIDS.format(proc=proc))
         top_cpu = [r for r in heapq.nlargest(self.top_n, rows, key=lambda r: r[0]) if r[0] >= 0.0]
