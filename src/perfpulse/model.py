@@ -100,6 +100,11 @@ def series_key(name: str, labels: Labels) -> str:
 
 
 def _number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is float:  # the common case first: exact type checks cost a fraction of isinstance
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return float(value)
     # bool is an int subclass: True/False are meaningful (up/down) and map to 1/0.
     if isinstance(value, bool):
         return 1.0 if value else 0.0
@@ -126,7 +131,7 @@ def iter_samples(spec: MetricSpec, data: Mapping[str, Any]) -> Iterator[Sample]:
     for part in parts:
         deeper: list[tuple[Any, tuple[str, ...]]] = []
         for node, bound in level:
-            if not isinstance(node, Mapping):
+            if type(node) is not dict and not isinstance(node, Mapping):
                 continue
             if part == "*":
                 deeper.extend((child, (*bound, str(key))) for key, child in node.items())

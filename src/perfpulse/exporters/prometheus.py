@@ -75,7 +75,9 @@ def metric_families(snapshot: Snapshot, collectors: Collectors) -> Iterator[Metr
                 # collectors declaring one name) would give an exposition Prometheus rejects.
                 log.warning("metric %s of %s clashes with %s; skipped", spec.name, cname, owner[base])
                 continue
-            fam = families.setdefault(base, _family(spec))
+            fam = families.get(base)
+            if fam is None:  # not setdefault: building a family validates its name, worth doing once
+                fam = families[base] = _family(spec)
             targets[spec.name] = (fam, set())
         for sample in collector.samples(data):
             target = targets.get(sample.name)
