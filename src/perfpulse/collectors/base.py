@@ -1,9 +1,10 @@
 """The collector contract and the registry of collector classes.
 
 A collector reads one source (a /proc file, a PMU, NVML) and returns one tick of data as a dict. It never
-raises out of ``safe_collect()``, never blocks the event loop (blocking reads go through ``run_blocking``),
-and declares the numeric series it produces in ``catalogue`` so that export, history and UI need no
-knowledge of it.
+raises out of ``safe_collect()``, never blocks the event loop (blocking reads go through ``run_blocking``,
+or, where the whole collection is one blocking call, ``blocking_call()`` hands it to the aggregator's shared
+worker thread), and declares the numeric series it produces in ``catalogue`` so that export, history and UI
+need no knowledge of it.
 """
 
 from __future__ import annotations
