@@ -29,6 +29,21 @@ describe("Ring", () => {
     expect(r.empty()).toBe(true);
     expect(r.extent()).toBeNull();
   });
+  it("averages the values held, skipping gaps, after wrapping", () => {
+    const r = new Ring(3);
+    expect(r.mean()).toBeNull();
+    r.push(10);
+    r.push(null);
+    r.push(2);
+    expect(r.mean()).toBe(6);
+    r.push(4); // overwrites 10
+    expect(r.mean()).toBe(3);
+    r.push(null);
+    r.push(null);
+    expect(r.mean()).toBe(4);
+    r.push(null);
+    expect(r.mean()).toBeNull();
+  });
   it("reuses the output array", () => {
     const r = new Ring(5);
     r.push(1);

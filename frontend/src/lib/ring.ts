@@ -72,6 +72,21 @@ export class Ring {
     return lo === Infinity ? null : [lo, hi];
   }
 
+  /** Mean of the non-missing values, or null when there are none. */
+  mean(): number | null {
+    let sum = 0;
+    let n = 0;
+    const cap = this.buf.length;
+    for (let i = 0, j = (this.head - this.size + cap) % cap; i < this.size; i++, j = j + 1 === cap ? 0 : j + 1) {
+      const v = this.buf[j];
+      if (!Number.isNaN(v)) {
+        sum += v;
+        n++;
+      }
+    }
+    return n ? sum / n : null;
+  }
+
   clear(): void {
     this.head = 0;
     this.size = 0;
