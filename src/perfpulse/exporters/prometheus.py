@@ -65,8 +65,8 @@ def metric_families(snapshot: Snapshot, collectors: Collectors) -> Iterator[Metr
         data: Mapping[str, Any] = snapshot.data.get(cname, {})
         if collector is None or not data:
             continue
-        # metric name -> (family, label values already emitted) for the specs this collector owns.
-        targets: dict[str, tuple[GaugeMetricFamily | CounterMetricFamily, set[tuple[str, ...]]]] = {}
+        # metric name -> (family name, spec, label values already emitted) for the specs this collector owns.
+        targets: dict[str, tuple[str, MetricSpec, set[tuple[str, ...]]]] = {}
         for spec in collector.catalogue:
             base = _base_name(spec)
             who = f"{cname}.{spec.name}"
@@ -75,19 +75,19 @@ def metric_families(snapshot: Snapshot, collectors: Collectors) -> Iterator[Metr
                 # collectors declaring one name) would give an exposition Prometheus rejects.
                 log.warning("metric %s of %s clashes with %s; skipped", spec.name, cname, owner[base])
                 continue
-            fam = families.get(base)
-            if fam is None:  # not setdefault: building a family validates its name, worth doing once
-                fam = families[base] = _family(spec)
-            targets[spec.name] = (fam, set())
+            targets[spec.name] = (base, spec, set())
         for sample in collector.samples(data):
             target = targets.get(sample.name)
             if target is None:
                 continue
-            fam, seen = target
+            base, spec, seen = target
             values = tuple(v for _, v in sample.labels)
             if values in seen:
                 continue  # a duplicate series would make the whole scrape invalid
             seen.add(values)
+            fam = families.get(base)
+            if fam is None:  # built on its first sample: a family validates its name, and most have none
+                fam = families[base] = _family(spec)
             fam.add_metric(list(values), sample.value)
 
     duration = GaugeMetricFamily(
