@@ -95,35 +95,23 @@ class BaseCollector(abc.ABC):
         """``collect()`` that never raises; adds ``timestamp``, ``duration_ms`` and ``error``."""
         ts = time.time()
         t0 = time.perf_counter()
-        error: str | None = None
         try:
             data = await self.collect()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a collector bug must not take the others down
-            data = {}
-            error = f"{type(exc).__name__}: {exc}"
-        out = dict(data)
-        out["timestamp"] = ts
-        out["duration_ms"] = (time.perf_counter() - t0) * 1000.0
-        out["error"] = error
-        return out
+            return _stamped({}, ts, t0, exc)
+        return _stamped(data, ts, t0, None)
 
     def safe_collect_blocking(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``safe_collect()`` for a collection that is one blocking call, run on a worker thread."""
         ts = time.time()
         t0 = time.perf_counter()
-        error: str | None = None
         try:
             data = call()
         except Exception as exc:  # a collector bug must not take the others down
-            data = {}
-            error = f"{type(exc).__name__}: {exc}"
-        out = dict(data)
-        out["timestamp"] = ts
-        out["duration_ms"] = (time.perf_counter() - t0) * 1000.0
-        out["error"] = error
-        return out
+            return _stamped({}, ts, t0, exc)
+        return _stamped(data, ts, t0, None)
 
     def close(self) -> None:
         """Release what the collector holds (file descriptors, library handles). Idempotent."""
@@ -145,6 +133,15 @@ class BaseCollector(abc.ABC):
             "hint": None if reason is None else self.hint(),
             "catalogue": [m.as_dict() for m in self.catalogue],
         }
+
+
+def _stamped(data: Mapping[str, Any], ts: float, t0: float, exc: Exception | None) -> dict[str, Any]:
+    """A collection's data plus what ``safe_collect()`` adds: when it began, how long it took, what failed."""
+    out = dict(data)
+    out["timestamp"] = ts
+    out["duration_ms"] = (time.perf_counter() - t0) * 1000.0
+    out["error"] = None if exc is None else f"{type(exc).__name__}: {exc}"
+    return out
 
 
 async def run_blocking(func: Callable[..., T], *args: Any) -> T:
