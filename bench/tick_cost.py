@@ -56,6 +56,15 @@ GLANCES_PLUGINS = (
 )
 
 # A Glances loop on a fixed 1 s grid, printing one line per refresh (counted by the parent).
+#
+# Each Glances plugin guards its update() with a refresh timer (``_check_decorator``): a call made before the
+# timer ran out (``--time``, 2 s by default, or a plugin's own ``refresh``) returns the stats of the last
+# refresh without reading anything. Called once a second with its own timers, Glances really refreshes cpu,
+# mem, load, diskio and the process table only every second or third call (8 calls here gave 3 refreshes)
+# and fs once a minute, so CPU divided by calls would not be CPU per refresh. The loop therefore expires every
+# plugin's timer before calling it (``own_timers`` False), and reports on each line how many of the timer-
+# guarded plugins did refresh, so the parent counts only full refreshes. ``own_timers`` True keeps Glances'
+# timers, to show the difference (``--glances-own-timers``).
 GLANCES_LOOP = """
 import sys, time
 sys.argv = ["glances"]
@@ -64,15 +73,25 @@ from glances.stats import GlancesStats
 core = GlancesMain()
 stats = GlancesStats(config=core.get_config(), args=core.get_args())
 plugins = [stats.get_plugin(n) for n in {plugins!r}]
+own_timers = {own_timers!r}
 t0 = time.monotonic()
 k = 0
 while True:
+    refreshed = 0
     for p in plugins:
+        if not own_timers:
+            p.refresh_timer.target = 0.0
+        before = p.refresh_timer.target
         p.update()
-    print("tick", flush=True)
+        refreshed += p.refresh_timer.target != before
+    print("tick", refreshed, flush=True)
     k += 1
     time.sleep(max(0.0, t0 + k * 1.0 - time.monotonic()))
 """
+
+#: Plugins whose update() is guarded by a refresh timer in Glances 4.5 (network and processlist are not:
+#: network reads on every call, processlist shows what processcount's refresh of the process table read).
+GLANCES_TIMED = ("cpu", "mem", "memswap", "load", "diskio", "fs", "processcount", "sensors")
 
 # node_exporter collectors that read what perfpulse's default collectors read.
 NODE_MATCHED = (
@@ -200,11 +219,25 @@ class Peer:
     counting: bool = False
     cpu0: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: For Glances: how many timer-guarded plugins must report a refresh for a call to count as one.
+    plugins_per_refresh: int = 0
+    calls: int = 0
+    plugin_updates: int = 0
+    plugin_refreshes: int = 0
 
     def count_lines(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            if line.startswith("tick") and self.counting:
+            if not (line.startswith("tick") and self.counting):
+                continue
+            self.calls += 1
+            if not self.plugins_per_refresh:
+                self.refreshes += 1
+                continue
+            refreshed = int(line.split()[1])
+            self.plugin_updates += self.plugins_per_refresh
+            self.plugin_refreshes += refreshed
+            if refreshed >= self.plugins_per_refresh:
                 self.refreshes += 1
 
 
@@ -245,7 +278,9 @@ def _wait_http(url: str, proc: subprocess.Popen[str], timeout: float = 10.0) -> 
     raise RuntimeError(f"{url} did not answer")
 
 
-def daemons(duration: float, glances_python: str, warmup: float = 5.0) -> dict[str, dict[str, float]]:
+def daemons(
+    duration: float, glances_python: str, warmup: float = 5.0, glances_own_timers: bool = False
+) -> dict[str, dict[str, float]]:
     peers: list[Peer] = []
     stop = threading.Event()
     threads: list[threading.Thread] = []
@@ -261,13 +296,15 @@ def daemons(duration: float, glances_python: str, warmup: float = 5.0) -> dict[s
             )
             peers.append(Peer(label, pp))
         if Path(glances_python).exists():
-            gl = subprocess.Popen(
-                [glances_python, "-c", GLANCES_LOOP.format(plugins=GLANCES_PLUGINS)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            peers.append(Peer("glances", gl))
+            variants = [("glances", False)]
+            if glances_own_timers:
+                variants.append(("glances (own refresh timers)", True))
+            for label, own in variants:
+                code = GLANCES_LOOP.format(plugins=GLANCES_PLUGINS, own_timers=own)
+                gl = subprocess.Popen(
+                    [glances_python, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                )
+                peers.append(Peer(label, gl, plugins_per_refresh=0 if own else len(GLANCES_TIMED)))
         else:
             print(f"glances: {glances_python} not found; skipped", file=sys.stderr)
         ne = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
@@ -321,6 +358,9 @@ def daemons(duration: float, glances_python: str, warmup: float = 5.0) -> dict[s
                 "core_percent": 100.0 * used / elapsed,
                 "cpu_ms_per_refresh": 1000.0 * used / max(p.refreshes, 1),
                 "errors": float(len(p.errors)),
+                "calls": float(p.calls),
+                "plugin_updates": float(p.plugin_updates),
+                "plugin_refreshes": float(p.plugin_refreshes),
             }
         return out
     finally:
@@ -337,7 +377,9 @@ def daemons(duration: float, glances_python: str, warmup: float = 5.0) -> dict[s
 
 
 # -- report ----------------------------------------------------------------------------------------------------
-def run(duration: float, ticks: int, glances_python: str, peers: bool = True) -> None:
+def run(
+    duration: float, ticks: int, glances_python: str, peers: bool = True, glances_own_timers: bool = False
+) -> None:
     full, means = asyncio.run(_per_tick(None, ticks, 0.25))
     per_collector = {}
     for name in sorted(means):
@@ -357,7 +399,7 @@ def run(duration: float, ticks: int, glances_python: str, peers: bool = True) ->
         print(f"| {name} | {per_collector[name] * 1000:.2f} | {means[name]:.2f} |")
     if not peers:
         return
-    res = daemons(duration, glances_python)
+    res = daemons(duration, glances_python, glances_own_timers=glances_own_timers)
     print(f"\n### Daemons at 1 Hz, side by side for {duration:.0f} s\n")
     print("| process | CPU s | refreshes | CPU ms / refresh | % of one core |")
     print("|---|---:|---:|---:|---:|")
@@ -376,13 +418,24 @@ def run(duration: float, ticks: int, glances_python: str, peers: bool = True) ->
         for name, r in res.items():
             if name.startswith(peers_of) and r["cpu_ms_per_refresh"] > 0:
                 ratio = mine["cpu_ms_per_refresh"] / r["cpu_ms_per_refresh"]
-                print(f"- {label} / {name}, CPU per refresh: **{ratio:.2f}**")
+                per = "call (not per refresh)" if "own refresh timers" in name else "refresh"
+                print(f"- {label} / {name}, CPU per {per}: **{ratio:.2f}**")
     print(
         f"- perfpulse at 1 Hz: **{pp['core_percent']:.2f} % of one core** ({pr['core_percent']:.2f} % when scraped every second)"
     )
     for name, r in res.items():
         if r["errors"]:
             print(f"- {name}: {r['errors']:.0f} failed scrapes")
+        if r["plugin_updates"]:
+            print(
+                f"- {name}: {r['refreshes']:.0f} of {r['calls']:.0f} calls refreshed every timer-guarded plugin "
+                f"({r['plugin_refreshes']:.0f} of {r['plugin_updates']:.0f} plugin updates read their source)"
+            )
+        elif name.startswith("glances"):
+            print(
+                f"- {name}: {r['calls']:.0f} calls, counted as refreshes; with its own timers most calls return "
+                "the stats of an earlier refresh, so its CPU per call is not CPU per refresh"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -391,13 +444,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ticks", type=int, default=100, help="ticks for the in-process cost (100)")
     p.add_argument("--glances-python", default="/tmp/glances-venv/bin/python")
     p.add_argument("--no-peers", action="store_true", help="in-process figures only")
+    p.add_argument(
+        "--glances-own-timers",
+        action="store_true",
+        help="also run Glances with its own refresh timers (most calls then read nothing), for comparison",
+    )
     p.add_argument("--daemon", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--daemon-render", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.daemon or args.daemon_render:
         daemon(scrape_every_tick=args.daemon_render)
         return
-    run(args.duration, args.ticks, args.glances_python, peers=not args.no_peers)
+    run(
+        args.duration,
+        args.ticks,
+        args.glances_python,
+        peers=not args.no_peers,
+        glances_own_timers=args.glances_own_timers,
+    )
 
 
 if __name__ == "__main__":

@@ -393,3 +393,21 @@ def test_no_negative_or_absurd_rates(scenario: str, order: tuple[str, str], tmp_
         assert cpu.get("context_switches_per_second") is None, cpu.get("context_switches_per_second")
         for name, iface in snapshot.data.get("network", {}).get("interfaces", {}).items():
             assert iface.get("rx_bytes_per_second") in (None, 0.0), (name, iface)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_fast_exposition_equals_prometheus_clients_own_on_each_machine(scenario: str, tmp_path: Path) -> None:
+    """``render`` keeps each series' name and labels between scrapes; its text must stay exactly what
+    prometheus-client's ``generate_latest`` writes for the same families, on every fixture machine."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from perfpulse.exporters.prometheus import Exposition, SnapshotCollector
+
+    snapshot, sampler, _ = run_scenario(scenario, tmp_path)
+    collectors = sampler.aggregator.collectors()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snapshot, collectors))
+    want = generate_latest(registry)
+    exposition = Exposition()
+    assert exposition.render(snapshot, collectors) == want  # every prefix built
+    assert exposition.render(snapshot, collectors) == want  # every prefix kept

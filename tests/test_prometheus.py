@@ -151,3 +151,33 @@ def test_render_cache_renders_each_tick_once_and_follows_new_ticks() -> None:
     second = asyncio.run(sampler.tick())
     assert families(cache.render(second, [c]))["perfpulse_n_value_count"].samples[0].value == 2
     assert cache.renders == 2
+
+
+def test_exposition_writes_what_prometheus_client_writes_tick_after_tick() -> None:
+    """Odd label values (quotes, backslashes, newlines, UTF-8), counters, info gauges and two-label series:
+    the kept prefixes plus this tick's values must equal prometheus-client's own text on every tick, also
+    after the kept prefixes were dropped for exceeding ``max_series``."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from perfpulse.exporters.prometheus import Exposition
+
+    def data(k: int) -> dict[str, Any]:
+        return {
+            "rx": {"eth0": 1250.5 * k, 'we"ird\\name\n': 7 + k, "wlän0": 1e-9 / k, "big": 1.5e300},
+            "packets": {"eth0": 42 * k, "wlan0": 3},
+            "up": {"eth0": k % 2 == 0, "wlan0": False},
+            "tcp": k,
+            "states": {"v4": {"ESTABLISHED": 3, "LISTEN": k}, "v6": {"LISTEN": 1}},
+        }
+
+    net = FakeCollector("net", data=data, catalogue=CATALOGUE)
+    sampler = Sampler(MetricsAggregator([net]), host="h", clock=FakeClock())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: sampler.latest, [net]))
+    kept, small = Exposition(), Exposition(max_series=3)
+    for _ in range(4):
+        snap = asyncio.run(sampler.tick())
+        want = generate_latest(registry)
+        assert b'iface="we\\"ird\\\\name\\n"' in want  # the case this test is about is present
+        assert kept.render(snap, [net]) == want
+        assert small.render(snap, [net]) == want

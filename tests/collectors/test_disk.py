@@ -251,3 +251,42 @@ def test_this_machine() -> None:
         assert dev["read_bytes_per_second"] is not None and dev["read_bytes_per_second"] >= 0
         assert dev["utilization_ratio"] is None or 0 <= dev["utilization_ratio"] <= 1
     assert min(numbers(out)) >= 0
+
+
+def _local_mount() -> str:
+    from perfpulse.collectors._filesystems import LOCAL_FS
+
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] in LOCAL_FS:
+                return fields[1]
+    require(False, f"no mount of a local disk filesystem ({', '.join(sorted(LOCAL_FS))}) on this machine")
+    raise AssertionError  # unreachable: require() raised
+
+
+def test_a_local_filesystem_is_asked_directly_and_a_stand_in_always_through_a_worker() -> None:
+    """The real statvfs of an ext4/xfs/btrfs... mount answers from memory: no worker thread is started for
+    it. The same mount point asked through any other function goes through its worker, since a stand-in
+    may block on anything."""
+    from perfpulse.collectors._filesystems import BoundedStatvfs
+
+    mnt = _local_mount()
+    direct = BoundedStatvfs(deadline=1.0)
+    try:
+        for _ in range(3):
+            got = direct.query([mnt], local={mnt})[mnt]
+            assert got.result is not None and got.error is None and got.stuck_for is None
+            assert got.result.f_blocks == os.statvfs(mnt).f_blocks
+        assert direct.workers() == 0, "a worker thread was started for a local filesystem"
+        # Not in ``local`` (a network or FUSE type): bounded, one worker.
+        assert direct.query([mnt])[mnt].result is not None
+        assert direct.workers() == 1
+    finally:
+        direct.close()
+    stand_in = BoundedStatvfs(lambda p: os.statvfs(p), deadline=1.0)
+    try:
+        assert stand_in.query([mnt], local={mnt})[mnt].result is not None
+        assert stand_in.workers() == 1
+    finally:
+        stand_in.close()

@@ -6,6 +6,12 @@ waits for all of them at most one deadline. A call that misses the deadline mark
 further call is queued for it until the hung one returns, so one dead mount costs exactly one blocked
 thread, never a pile. Daemon threads, not a ThreadPoolExecutor: the executor joins its workers at
 interpreter exit, and a process holding a hung statvfs could then never exit.
+
+Filesystems that keep their counters in the kernel's memory and have no server to wait for (ext4, xfs,
+btrfs and the other local disk filesystems in :data:`LOCAL_FS`) are asked directly instead: their statfs
+reads in-memory superblock counters, and a hand-off to a worker thread and back costs more CPU than the
+call itself (two thread wake-ups per mount per tick). Only the real ``os.statvfs`` is called this way; a
+stand-in function may block on anything and always goes through a worker.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +41,17 @@ PSEUDO_FS = frozenset(
         *("hugetlbfs", "autofs", "binfmt_misc", "rpc_pipefs", "nsfs", "selinuxfs", "nfsd", "squashfs"),
         *("fuse.lxcfs", "fuse.gvfsd-fuse", "fuse.portal"),
     )
+)
+
+
+#: Local disk filesystems whose statfs answers from in-memory counters, called without a worker thread.
+#: Network (nfs, cifs, ceph...), FUSE, overlay (its answer comes from whatever the upper layer is) and
+#: unknown types stay bounded.
+LOCAL_FS = frozenset(
+    {
+        *("ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "msdos", "exfat", "jfs", "reiserfs"),
+        *("nilfs2", "hfsplus", "udf", "iso9660", "erofs", "bcachefs"),
+    }
 )
 
 
@@ -87,14 +104,23 @@ class BoundedStatvfs:
     def _call(self, path: str) -> os.statvfs_result:
         return self.func(path)  # looked up per call: tests and fixture replays swap ``func`` between ticks
 
-    def query(self, paths: Iterable[str]) -> dict[str, StatvfsAnswer]:
+    def query(self, paths: Iterable[str], local: Collection[str] = ()) -> dict[str, StatvfsAnswer]:
+        """One answer per path. Paths in ``local`` (mount points of :data:`LOCAL_FS` filesystems) are asked
+        directly when ``func`` is the real ``os.statvfs``; every other one through its worker."""
         now = time.monotonic()
         wanted = list(dict.fromkeys(paths))
         for gone in set(self._workers) - set(wanted):
             self._workers.pop(gone).stop()
         futures: dict[str, Future[os.statvfs_result]] = {}
         answers: dict[str, StatvfsAnswer] = {}
+        direct = local if self.func is os.statvfs else ()
         for path in wanted:
+            if path in direct and path not in self._workers:
+                try:
+                    answers[path] = StatvfsAnswer(result=os.statvfs(path))
+                except OSError as failed:
+                    answers[path] = StatvfsAnswer(error=f"{type(failed).__name__}: {failed}")
+                continue
             worker = self._workers.get(path)
             if worker is None:
                 worker = self._workers[path] = _Worker(self._call, path)
@@ -112,6 +138,10 @@ class BoundedStatvfs:
             else:
                 answers[path] = StatvfsAnswer(result=fut.result())
         return {p: answers[p] for p in wanted}
+
+    def workers(self) -> int:
+        """Worker threads kept, one per mount point asked through a worker."""
+        return len(self._workers)
 
     def in_flight(self) -> int:
         """Calls still running: at most one per mount point."""
@@ -159,7 +189,7 @@ def real_mounts(proc_root: Path) -> list[Mount]:
 def filesystem_usage(mounts: list[Mount], host_root: Path, statvfs: BoundedStatvfs) -> dict[str, Any]:
     """Size, use and inodes per mount point; statvfs runs on the mount point under ``host_root``."""
     host = {m.mountpoint: str(host_root / m.mountpoint.lstrip("/")) for m in mounts}
-    answers = statvfs.query(host.values())
+    answers = statvfs.query(host.values(), {host[m.mountpoint] for m in mounts if m.fstype in LOCAL_FS})
     out: dict[str, Any] = {}
     for m in mounts:
         a = answers[host[m.mountpoint]]

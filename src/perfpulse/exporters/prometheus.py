@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 from perfpulse.collectors.base import BaseCollector
 from perfpulse.model import MetricSpec, Snapshot
 
-__all__ = ["CONTENT_TYPE", "PREFIX", "RenderCache", "SnapshotCollector", "metric_families", "render"]
+__all__ = [
+    "CONTENT_TYPE",
+    "PREFIX",
+    "Exposition",
+    "RenderCache",
+    "SnapshotCollector",
+    "metric_families",
+    "render",
+]
 
 log = logging.getLogger("perfpulse.exporters.prometheus")
 
@@ -55,10 +64,32 @@ def _base_name(spec: MetricSpec) -> str:
     return name.removesuffix("_total") if spec.kind == "counter" else name
 
 
-def metric_families(snapshot: Snapshot, collectors: Collectors) -> Iterator[Metric]:
-    """The Snapshot as metric families, in catalogue order, collectors in Snapshot order."""
+#: One family's series: (family name as prometheus-client names it, spec, [(label values, value)]).
+_Series = tuple[str, MetricSpec, list[tuple[tuple[str, ...], float]]]
+
+_DURATION = MetricSpec(
+    "collector_duration_seconds",
+    "seconds",
+    "gauge",
+    "Seconds the collector took in the latest tick (the time waited, when it missed its deadline).",
+    path="*",
+    labels=("collector",),
+)
+_SUCCESS = MetricSpec(
+    "collector_success",
+    "ratio",
+    "gauge",
+    "1 when the collector returned fresh data without error in the latest tick, else 0.",
+    path="*",
+    labels=("collector",),
+)
+
+
+def _series(snapshot: Snapshot, collectors: Collectors) -> list[_Series]:
+    """What a Snapshot exposes, family by family: catalogue order, collectors in Snapshot order, then the
+    per-collector duration and success. Families without a sample are left out."""
     known = _by_name(collectors)
-    families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+    families: dict[str, _Series] = {}
     owner: dict[str, str] = {}
     for cname in snapshot.meta:
         collector = known.get(cname)
@@ -86,30 +117,92 @@ def metric_families(snapshot: Snapshot, collectors: Collectors) -> Iterator[Metr
                 continue  # a duplicate series would make the whole scrape invalid
             seen.add(values)
             fam = families.get(base)
-            if fam is None:  # built on its first sample: a family validates its name, and most have none
-                fam = families[base] = _family(spec)
-            fam.add_metric(list(values), sample.value)
-
-    duration = GaugeMetricFamily(
-        PREFIX + "collector_duration_seconds",
-        "Seconds the collector took in the latest tick (the time waited, when it missed its deadline).",
-        labels=["collector"],
+            if fam is None:
+                fam = families[base] = (base, spec, [])
+            fam[2].append((values, sample.value))
+    out = list(families.values())
+    metas = snapshot.meta.items()
+    out.append((PREFIX + _DURATION.name, _DURATION, [((c,), m.duration_ms / 1000.0) for c, m in metas]))
+    out.append(
+        (
+            PREFIX + _SUCCESS.name,
+            _SUCCESS,
+            [((c,), 1.0 if m.error is None and m.available and not m.stale else 0.0) for c, m in metas],
+        )
     )
-    success = GaugeMetricFamily(
-        PREFIX + "collector_success",
-        "1 when the collector returned fresh data without error in the latest tick, else 0.",
-        labels=["collector"],
-    )
-    for cname, meta in snapshot.meta.items():
-        duration.add_metric([cname], meta.duration_ms / 1000.0)
-        ok = meta.error is None and meta.available and not meta.stale
-        success.add_metric([cname], 1.0 if ok else 0.0)
+    return out
 
-    for fam in families.values():
-        if fam.samples:
+
+def metric_families(snapshot: Snapshot, collectors: Collectors) -> Iterator[Metric]:
+    """The Snapshot as prometheus-client metric families (for a registry, see :class:`SnapshotCollector`)."""
+    for _, spec, rows in _series(snapshot, collectors):
+        fam = _family(spec)
+        for values, value in rows:
+            fam.add_metric(list(values), value)
+        yield fam
+
+
+class Exposition:
+    """Writes the text prometheus-client's ``generate_latest`` writes for :func:`metric_families`, byte for
+    byte, at a fraction of its cost per scrape.
+
+    Of each line only the value changes from one tick to the next: the HELP and TYPE lines of a family and
+    the name and label set of a series are produced once by prometheus-client itself (its
+    ``generate_latest`` on a one-sample family, so names, label order and escaping are exactly its own) and
+    kept; each scrape then joins the kept prefixes with the values, formatted by prometheus-client's
+    ``floatToGoString``. The kept prefixes are forgotten past ``max_series`` distinct series (devices and
+    interfaces come and go over months).
+    """
+
+    def __init__(self, max_series: int = 100_000) -> None:
+        self.max_series = max_series
+        self._heads: dict[tuple[str, str, str], str] = {}
+        self._prefixes: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], str] = {}
+
+    def render(self, snapshot: Snapshot, collectors: Collectors) -> bytes:
+        heads, prefixes, number = self._heads, self._prefixes, _go_float
+        if len(prefixes) > self.max_series:
+            prefixes.clear()
+        out: list[str] = []
+        for base, spec, rows in _series(snapshot, collectors):
+            head = heads.get((base, spec.kind, spec.description))
+            if head is None:
+                head = heads[(base, spec.kind, spec.description)] = _head(spec)
+            out.append(head)
+            labels = spec.labels
+            for values, value in rows:
+                key = (base, spec.kind, labels, values)
+                prefix = prefixes.get(key)
+                if prefix is None:
+                    prefix = prefixes[key] = _prefix(spec, values)
+                out.append(f"{prefix}{number(value)}\n")
+        return "".join(out).encode()
+
+
+def _generate(spec: MetricSpec, rows: Iterable[tuple[tuple[str, ...], float]]) -> str:
+    registry = CollectorRegistry(auto_describe=False)
+
+    class One(Collector):
+        def collect(self) -> Iterator[Metric]:
+            fam = _family(spec)
+            for values, value in rows:
+                fam.add_metric(list(values), value)
             yield fam
-    yield duration
-    yield success
+
+    registry.register(One())
+    return generate_latest(registry).decode()
+
+
+def _head(spec: MetricSpec) -> str:
+    """The HELP and TYPE lines of a family, as prometheus-client writes them."""
+    return _generate(spec, ())
+
+
+def _prefix(spec: MetricSpec, values: tuple[str, ...]) -> str:
+    """A series' line up to its value ("name{labels} "), as prometheus-client writes it."""
+    text = _generate(spec, [(values, 0.0)])
+    line = text[len(_head(spec)) :]
+    return line[: line.rindex(" ") + 1]
 
 
 class SnapshotCollector(Collector):
@@ -129,13 +222,16 @@ class SnapshotCollector(Collector):
         yield from metric_families(snapshot, self._collectors)
 
 
+_EXPOSITION = Exposition()
+#: prometheus-client's value formatting (untyped there).
+_go_float = cast("Callable[[float], str]", floatToGoString)
+
+
 def render(snapshot: Snapshot | None, collectors: Collectors) -> bytes:
     """The text exposition (format 0.0.4) of ``snapshot``; empty before the first tick."""
     if snapshot is None:
         return b""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(lambda: snapshot, collectors))
-    return generate_latest(registry)
+    return _EXPOSITION.render(snapshot, collectors)
 
 
 class RenderCache:
@@ -145,13 +241,14 @@ class RenderCache:
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
         self._body = b""
+        self._exposition = Exposition()
         self.renders = 0
 
     def render(self, snapshot: Snapshot | None, collectors: Collectors) -> bytes:
         if snapshot is None:
             return b""
         if snapshot is not self._snapshot:
-            self._body = render(snapshot, collectors)
+            self._body = self._exposition.render(snapshot, collectors)
             self._snapshot = snapshot
             self.renders += 1
         return self._body
