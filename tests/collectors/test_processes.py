@@ -324,3 +324,86 @@ def test_cost_stays_bounded_with_2000_processes() -> None:
             os.kill(pid, 9)
         for pid in pids:
             os.waitpid(pid, 0)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_stat_files_stay_open_between_ticks_and_close_when_their_process_goes() -> None:
+    """Live /proc: a process's stat file is kept open and read again with pread; when the process exits and
+    is reaped, its descriptor is closed on the next tick. Over ticks with processes coming and going, the
+    descriptors held are exactly the kept ones, and close() returns them all."""
+    c = ProcessesCollector()
+    before = _open_fds()
+    try:
+        child = subprocess.Popen(["sleep", "30"])
+        try:
+            c.collect_sync()
+            assert str(child.pid) in c._kept, "the child's stat file was not kept"
+            assert _open_fds() == before + c.kept_files()
+        finally:
+            child.kill()
+            child.wait()
+        for _ in range(20):  # short-lived processes while ticking
+            subprocess.run(["true"], check=True)
+            out = c.collect_sync()
+            assert out["total"] > 0
+        assert str(child.pid) not in c._kept
+        assert c.kept_files() <= out["total"]
+        assert _open_fds() == before + c.kept_files()
+    finally:
+        c.close()
+    assert c.kept_files() == 0 and _open_fds() == before
+
+
+def test_a_kept_descriptor_of_an_exited_process_is_reopened_not_trusted() -> None:
+    """PID reuse on the kept path. A real PID cannot be made to be reused on demand, so the case is set up
+    with real descriptors: the kept descriptor for this test's own PID is replaced by one opened on a child
+    that has since exited and been reaped. Its read fails with ESRCH; the collector must reopen the PID and
+    report this process, not drop or misreport it."""
+    c = ProcessesCollector()
+    try:
+        c.collect_sync()
+        me = str(os.getpid())
+        assert me in c._kept
+        child = subprocess.Popen(["sleep", "30"])
+        dead = os.open(f"/proc/{child.pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        child.kill()
+        child.wait()
+        os.close(c._kept[me])
+        c._kept[me] = dead
+        c.collect_sync()
+        assert os.pread(c._kept[me], 4096, 0).split(b" ", 1)[0] == me.encode()
+        assert c._parsed[me][1].pid == os.getpid()
+    finally:
+        c.close()
+
+
+def test_kept_descriptors_stay_within_the_budget_and_change_nothing_reported(tmp_path: Path) -> None:
+    """Past the budget (an eighth of RLIMIT_NOFILE) processes are read with open/read/close; what is
+    reported is the same either way, and a fixture tree never keeps a descriptor."""
+    import resource
+
+    from perfpulse.collectors.processes import kept_budget
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        assert kept_budget() == 32
+        small = ProcessesCollector()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    unbounded = ProcessesCollector()
+    try:
+        a, b = small.collect_sync(), unbounded.collect_sync()
+        assert small.kept_files() == min(32, a["total"])
+        assert abs(a["total"] - b["total"]) <= 5  # the same machine a moment apart
+        assert a["states"].keys() == b["states"].keys()
+    finally:
+        small.close()
+        unbounded.close()
+    write_pid(tmp_path / "proc", 10, "fixture")
+    fixture, _ = fixture_collector(tmp_path)
+    assert fixture.collect_sync()["total"] == 1
+    assert fixture.kept_files() == 0
