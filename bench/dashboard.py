@@ -15,13 +15,27 @@ Both pages are measured twice: in a 1920×1080 viewport, and in a 1920×6000 one
 screen (panels off screen skip their redraw, so this is the worst case).
 
     .venv/bin/python -m bench.dashboard [--warmup 300] [--seconds 60] [--reloads 5] [--glances-python PATH]
+
+Two builds of the dashboard against one daemon (``--ab DIR_A DIR_B``, each a copy of ``src/perfpulse/web``
+made after ``npm run build``): single runs of the above, each with its own daemon, differ by more than a
+small change when other work shares the CPUs. Here one daemon serves both builds (the page's script and
+stylesheet are swapped per browser context by request interception), measured alternately in
+``--seconds`` windows for ``--rounds`` rounds. Besides ``TaskDuration`` and the page's per-tick median,
+each window is traced (CDP ``Tracing``) and the CPU time of the renderer's main thread summed (the
+``tdur`` of its top-level tasks), which a busy neighbour inflates much less than wall-clock time; the
+tracing itself adds to all three figures (``--no-trace`` leaves it out, and the CPU figure with it).
+Glances and the reloads are not run in this mode.
+
+    .venv/bin/python -m bench.dashboard --ab /tmp/web-before /tmp/web-after [--rounds 3] [--seconds 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -161,6 +175,118 @@ def bench_perfpulse(browser: Any, url: str, seconds: float, reloads: int) -> dic
     return results
 
 
+def login(page: Any, url: str) -> None:
+    page.goto(url + "/")
+    page.fill("input[name=username]", ADMIN[0])
+    page.fill("input[name=password]", ADMIN[1])
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-state=live]")
+
+
+def serve_build(build: Path) -> Any:
+    """A Playwright route handler answering the page's script and stylesheet from ``build``."""
+    js = next((build / "assets").glob("*.js")).read_bytes()
+    css = next((build / "assets").glob("*.css")).read_bytes()
+
+    def handler(route: Any) -> None:
+        path = route.request.url.split("?")[0]
+        if path.endswith(".js"):
+            route.fulfill(status=200, body=js, headers={"content-type": "text/javascript"})
+        elif path.endswith(".css"):
+            route.fulfill(status=200, body=css, headers={"content-type": "text/css"})
+        else:
+            route.continue_()
+
+    return handler
+
+
+def main_thread_cpu_ms(events: list[dict[str, Any]]) -> float:
+    """CPU milliseconds of the renderer main thread's top-level tasks in a Chromium trace."""
+    names = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    busiest = collections.Counter(
+        (e.get("pid"), e.get("tid")) for e in events if (e.get("pid"), e.get("tid")) in names
+    )
+    if not busiest:
+        return 0.0
+    main = busiest.most_common(1)[0][0]
+    tasks = sorted(
+        (e["ts"], e["ts"] + e.get("dur", 0), e.get("tdur", e.get("dur", 0)))
+        for e in events
+        if (e.get("pid"), e.get("tid")) == main
+        and e.get("ph") == "X"
+        and e.get("name") in ("ThreadControllerImpl::RunTask", "RunTask")
+    )
+    total, end = 0, -1
+    for start, stop, cpu in tasks:
+        if start >= end:  # outermost tasks only
+            total += cpu
+            end = stop
+    return total / 1000
+
+
+TRACE_CATEGORIES = "devtools.timeline,disabled-by-default-devtools.timeline,blink,cc"
+
+
+def ab_window(browser: Any, url: str, build: Path, seconds: float, trace: bool = True) -> dict[str, float]:
+    """One measuring window of one build: CPU (trace), TaskDuration and the per-tick median, per tick."""
+    ctx = browser.new_context(viewport=VIEWPORTS["1920x1080"])
+    ctx.route("**/assets/*", serve_build(build))
+    page = ctx.new_page()
+    login(page, url)
+    page.wait_for_timeout(5000)
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    page.evaluate("window.__perfpulse.live.stats.durations.length = 0")
+    if not trace:
+        mt = main_thread(page, cdp, seconds, "window.__perfpulse.live.stats.received")
+        ticks = sorted(page.evaluate("window.__perfpulse.live.stats.durations.slice()"))
+        ctx.close()
+        return {"cpu": float("nan"), "task": mt["TaskDuration"], "median": statistics.median(ticks)}
+    cdp.send("Tracing.start", {"categories": TRACE_CATEGORIES, "transferMode": "ReturnAsStream"})
+    mt = main_thread(page, cdp, seconds, "window.__perfpulse.live.stats.received")
+    done: dict[str, Any] = {}
+    cdp.on("Tracing.tracingComplete", lambda e: done.update(e))
+    cdp.send("Tracing.end")
+    while not done:
+        page.wait_for_timeout(100)
+    chunks = []
+    while True:
+        r = cdp.send("IO.read", {"handle": done["stream"], "size": 1 << 20})
+        chunks.append(r["data"])
+        if r.get("eof"):
+            break
+    cdp.send("IO.close", {"handle": done["stream"]})
+    raw = json.loads("".join(chunks))
+    events = raw["traceEvents"] if isinstance(raw, dict) else raw
+    ticks = sorted(page.evaluate("window.__perfpulse.live.stats.durations.slice()"))
+    ctx.close()
+    return {
+        "cpu": main_thread_cpu_ms(events) / mt["units"],
+        "task": mt["TaskDuration"],
+        "median": statistics.median(ticks),
+    }
+
+
+def bench_ab(
+    browser: Any, url: str, builds: list[Path], seconds: float, rounds: int, trace: bool = True
+) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, float]]] = {str(b): [] for b in builds}
+    for r in range(rounds):
+        for b in builds:
+            w = ab_window(browser, url, b, seconds, trace)
+            runs[str(b)].append(w)
+            print(
+                f"round {r + 1} {b}: cpu {w['cpu']:.1f} ms, task {w['task']:.1f} ms, median {w['median']:.1f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
+    return runs
+
+
 def bench_glances(browser: Any, url: str, seconds: float) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for label, viewport in VIEWPORTS.items():
@@ -201,6 +327,9 @@ def main() -> None:
     ap.add_argument("--reloads", type=int, default=5)
     ap.add_argument("--glances-python", default="/tmp/glances-web-venv/bin/python")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--ab", nargs=2, type=Path, metavar=("DIR_A", "DIR_B"), help="compare two builds")
+    ap.add_argument("--rounds", type=int, default=3, help="--ab: windows per build")
+    ap.add_argument("--no-trace", action="store_true", help="--ab: no trace (no CPU figure, less overhead)")
     args = ap.parse_args(sys.argv[1:] if __name__ == "__main__" else [])
 
     from playwright.sync_api import sync_playwright
@@ -231,6 +360,14 @@ def main() -> None:
         r.raise_for_status()
         print(f"filling the live window for {args.warmup:g} s ...", file=sys.stderr, flush=True)
         time.sleep(args.warmup)
+        if args.ab:
+            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+                runs = bench_ab(browser, url, args.ab, args.seconds, args.rounds, not args.no_trace)
+                browser.close()
+            print_ab(runs, args, started)
+            return
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
             pp = bench_perfpulse(browser, url, args.seconds, args.reloads)
@@ -306,6 +443,21 @@ def main() -> None:
         )
     else:
         print()
+
+
+def print_ab(runs: dict[str, list[dict[str, float]]], args: Any, started: str) -> None:
+    opts = "".join(f" {a}" for a in sys.argv[1:]) if __name__ == "__main__" else ""
+    print(f"A/B against one daemon, 1920×1080, from {started}: `.venv/bin/python -m bench.dashboard{opts}`")
+    tracing = "off" if args.no_trace else "on"
+    print(f"(medians of {args.rounds} rounds of {args.seconds:g} s windows, per tick, tracing {tracing})\n")
+    last = "per-tick median per window" if args.no_trace else "CPU per window"
+    print(f"| build | main-thread CPU (trace) | `TaskDuration` | per-tick median | {last} |")
+    print("|---|---:|---:|---:|---|")
+    for build, ws in runs.items():
+        med = {k: statistics.median(w[k] for w in ws) for k in ("cpu", "task", "median")}
+        each = ", ".join(f"{w['median' if args.no_trace else 'cpu']:.1f}" for w in ws)
+        cpu = "—" if args.no_trace else f"{med['cpu']:.1f} ms"
+        print(f"| `{build}` | {cpu} | {med['task']:.1f} ms | {med['median']:.1f} ms | {each} |")
 
 
 if __name__ == "__main__":

@@ -206,6 +206,17 @@ class LiveStore {
     if (this.pending) this.show(this.pending);
   }
   private ingestMs = 0;
+  private readonly frameHooks = new Set<() => void>();
+
+  /**
+   * Run `draw` in each frame that shows a new tick, before the reactive updates of that frame. For many
+   * small per-tick drawings (sparklines) that would otherwise each need a derived value and an effect.
+   * Returns the function that removes it.
+   */
+  onFrame(draw: () => void): () => void {
+    this.frameHooks.add(draw);
+    return () => this.frameHooks.delete(draw);
+  }
 
   private render(): void {
     this.frame = null;
@@ -220,6 +231,7 @@ class LiveStore {
       this.lastKeysVersion = this.timeline.keysVersion;
       this.keysVersionHint++;
     }
+    for (const draw of this.frameHooks) draw();
     const busyBefore = this.ingestMs;
     this.ingestMs = 0;
     // Main-thread cost of this update: ingesting the tick(s) plus everything the redraw queued (Svelte's
