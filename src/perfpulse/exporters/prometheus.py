@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from perfpulse.collectors.base import BaseCollector
@@ -179,29 +179,28 @@ class Exposition:
         return "".join(out).encode()
 
 
-def _generate(spec: MetricSpec, rows: Iterable[tuple[tuple[str, ...], float]]) -> str:
-    registry = CollectorRegistry(auto_describe=False)
+class _Families(Collector):
+    """Fixed families, for handing to ``generate_latest`` (which takes anything with ``collect()``)."""
 
-    class One(Collector):
-        def collect(self) -> Iterator[Metric]:
-            fam = _family(spec)
-            for values, value in rows:
-                fam.add_metric(list(values), value)
-            yield fam
+    def __init__(self, *families: Metric) -> None:
+        self._families = families
 
-    registry.register(One())
-    return generate_latest(registry).decode()
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 def _head(spec: MetricSpec) -> str:
     """The HELP and TYPE lines of a family, as prometheus-client writes them."""
-    return _generate(spec, ())
+    return generate_latest(_Families(_family(spec))).decode()
 
 
 def _prefix(spec: MetricSpec, values: tuple[str, ...]) -> str:
-    """A series' line up to its value ("name{labels} "), as prometheus-client writes it."""
-    text = _generate(spec, [(values, 0.0)])
-    line = text[len(_head(spec)) :]
+    """A series' line up to its value ("name{labels} "), as prometheus-client writes it: the last line of
+    a one-sample family (newlines in HELP texts and label values are escaped, so lines split cleanly)."""
+    fam = _family(spec)
+    fam.add_metric(list(values), 0.0)
+    text = generate_latest(_Families(fam)).decode()
+    line = text[text.rindex("\n", 0, -1) + 1 :]
     return line[: line.rindex(" ") + 1]
 
 
