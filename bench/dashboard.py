@@ -27,6 +27,15 @@ tracing itself adds to all three figures (``--no-trace`` leaves it out, and the 
 Glances and the reloads are not run in this mode.
 
     .venv/bin/python -m bench.dashboard --ab /tmp/web-before /tmp/web-after [--rounds 3] [--seconds 20]
+
+More than two builds can be given (each is measured once per round, in the order given). ``--url URL``
+measures a daemon that is already running and warmed (an admin ``bench`` with the password below must
+exist), which saves the five minutes of warm-up between experiments. ``--breakdown`` adds, from the traces,
+the CPU per tick of every browser thread (the renderer's main thread, the compositor, the raster workers,
+the display compositor in the GPU process) and the main thread's CPU by trace event, each event counted
+without the events nested in it, so that the parts add up.
+
+    .venv/bin/python -m bench.dashboard --url http://127.0.0.1:8787 --ab A B C --rounds 2 --seconds 15 --breakdown
 """
 
 from __future__ import annotations
@@ -228,6 +237,65 @@ def main_thread_cpu_ms(events: list[dict[str, Any]]) -> float:
     return total / 1000
 
 
+def self_cpu_by_name(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Exclusive CPU milliseconds per trace event name on the renderer main thread (time in a child event
+    is counted for the child only), so the parts of a frame add up to its total."""
+    names = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    busiest = collections.Counter(
+        (e.get("pid"), e.get("tid")) for e in events if (e.get("pid"), e.get("tid")) in names
+    )
+    if not busiest:
+        return {}
+    main = busiest.most_common(1)[0][0]
+    spans = sorted(
+        (
+            (e["ts"], -e.get("dur", 0), e["ts"] + e.get("dur", 0), e.get("tdur", e.get("dur", 0)), e["name"])
+            for e in events
+            if (e.get("pid"), e.get("tid")) == main and e.get("ph") == "X" and "dur" in e
+        ),
+    )
+    out: collections.Counter[str] = collections.Counter()
+    stack: list[list[Any]] = []  # [end, name, cpu, children's cpu]
+
+    def close(frame: list[Any]) -> None:
+        out[frame[1]] += max(0.0, frame[2] - frame[3])
+
+    for start, _neg, end, cpu, name in spans:
+        while stack and stack[-1][0] <= start:
+            close(stack.pop())
+        if stack:
+            stack[-1][3] += cpu
+        stack.append([end, name, cpu, 0.0])
+    while stack:
+        close(stack.pop())
+    return {k: v / 1000 for k, v in out.items()}
+
+
+def cpu_by_thread(events: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU milliseconds of the outermost trace events per thread name (every process of the browser)."""
+    names = {
+        (e["pid"], e["tid"]): e["args"].get("name", "?")
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    per: dict[tuple[Any, Any], list[tuple[int, int, int]]] = collections.defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e:
+            per[(e.get("pid"), e.get("tid"))].append((e["ts"], e["ts"] + e["dur"], e.get("tdur", e["dur"])))
+    out: collections.Counter[str] = collections.Counter()
+    for key, spans in per.items():
+        end = -1
+        for start, stop, cpu in sorted(spans):
+            if start >= end:
+                out[names.get(key, "?")] += cpu
+                end = stop
+    return {k: v / 1000 for k, v in out.items()}
+
+
 TRACE_CATEGORIES = "devtools.timeline,disabled-by-default-devtools.timeline,blink,cc"
 
 
@@ -264,7 +332,10 @@ def ab_window(browser: Any, url: str, build: Path, seconds: float, trace: bool =
     events = raw["traceEvents"] if isinstance(raw, dict) else raw
     ticks = sorted(page.evaluate("window.__perfpulse.live.stats.durations.slice()"))
     ctx.close()
+    parts = {f"self:{k}": v / mt["units"] for k, v in self_cpu_by_name(events).items()}
+    parts.update({f"thread:{k}": v / mt["units"] for k, v in cpu_by_thread(events).items()})
     return {
+        **parts,
         "cpu": main_thread_cpu_ms(events) / mt["units"],
         "task": mt["TaskDuration"],
         "median": statistics.median(ticks),
@@ -327,9 +398,15 @@ def main() -> None:
     ap.add_argument("--reloads", type=int, default=5)
     ap.add_argument("--glances-python", default="/tmp/glances-web-venv/bin/python")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--ab", nargs=2, type=Path, metavar=("DIR_A", "DIR_B"), help="compare two builds")
+    ap.add_argument("--ab", nargs="+", type=Path, metavar="DIR", help="compare two (or more) builds")
     ap.add_argument("--rounds", type=int, default=3, help="--ab: windows per build")
     ap.add_argument("--no-trace", action="store_true", help="--ab: no trace (no CPU figure, less overhead)")
+    ap.add_argument("--breakdown", action="store_true", help="--ab: main-thread CPU by trace event name")
+    ap.add_argument(
+        "--url",
+        help="--ab: measure a daemon already running (and warmed) at this URL instead of starting one; "
+        f"it needs an admin {ADMIN[0]!r} with password {ADMIN[1]!r}",
+    )
     args = ap.parse_args(sys.argv[1:] if __name__ == "__main__" else [])
 
     from playwright.sync_api import sync_playwright
@@ -339,6 +416,17 @@ def main() -> None:
         subprocess.run(["npm", "run", "build"], cwd=ROOT / "frontend", check=True)
     assets = sorted(p for p in WEB.rglob("*") if p.is_file() and p.suffix in (".js", ".css", ".html"))
     raw, packed = gzip_size(assets)
+
+    if args.ab and args.url:
+        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            runs = bench_ab(
+                browser, args.url.rstrip("/"), args.ab, args.seconds, args.rounds, not args.no_trace
+            )
+            browser.close()
+        print_ab(runs, args, started)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="perfpulse-bench-"))
     port = free_port()
@@ -370,6 +458,7 @@ def main() -> None:
             return
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            browser_version = browser.version.split(".")[0]
             pp = bench_perfpulse(browser, url, args.seconds, args.reloads)
             gl: dict[str, Any] | None = None
             gl_size: tuple[int, int] | None = None
@@ -405,7 +494,8 @@ def main() -> None:
 
     print("## Dashboard\n")
     print(
-        "Debian Chromium 150 headless (software rendering, `--disable-gpu`) on this VM (2 vCPU), the daemon and"
+        f"Debian Chromium {browser_version} headless (software rendering, `--disable-gpu`) on this VM (2 vCPU), the"
+        " daemon and"
     )
     print(
         f"the browser on the same machine; perfpulse at 1 Hz after {args.warmup:g} s of warm-up, {args.seconds:g} s"
@@ -458,6 +548,26 @@ def print_ab(runs: dict[str, list[dict[str, float]]], args: Any, started: str) -
         each = ", ".join(f"{w['median' if args.no_trace else 'cpu']:.1f}" for w in ws)
         cpu = "—" if args.no_trace else f"{med['cpu']:.1f} ms"
         print(f"| `{build}` | {cpu} | {med['task']:.1f} ms | {med['median']:.1f} ms | {each} |")
+    if args.breakdown and not args.no_trace:
+        builds = list(runs)
+        names: set[str] = set()
+        for ws in runs.values():
+            for w in ws:
+                names.update(k for k in w if k.startswith(("self:", "thread:")))
+
+        def med_of(b: str, k: str) -> float:
+            return statistics.median(w.get(k, 0.0) for w in runs[b])
+
+        rows = sorted(names, key=lambda k: (k.startswith("self:"), -max(med_of(b, k) for b in builds)))
+        print(
+            "\nMain-thread CPU per tick by trace event (exclusive of nested events; medians over the rounds):\n"
+        )
+        print("| trace event | " + " | ".join(f"`{b}`" for b in builds) + " |")
+        print("|---|" + "---:|" * len(builds))
+        for k in [r for r in rows if r.startswith("thread:")][:8] + [
+            r for r in rows if r.startswith("self:")
+        ][:25]:
+            print(f"| `{k}` | " + " | ".join(f"{med_of(b, k):.2f} ms" for b in builds) + " |")
 
 
 if __name__ == "__main__":

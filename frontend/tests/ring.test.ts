@@ -102,3 +102,14 @@ describe("Timeline", () => {
     expect(s.get("b")!.toArray()).toEqual([30, 40, 50]);
   });
 });
+
+describe("Ring.pushed", () => {
+  it("counts every value pushed, past the capacity, until cleared", () => {
+    const r = new Ring(3);
+    for (let i = 0; i < 7; i++) r.push(i);
+    expect(r.length).toBe(3);
+    expect(r.pushed).toBe(7);
+    r.clear();
+    expect(r.pushed).toBe(0);
+  });
+});

@@ -13,9 +13,10 @@ describe("sparkPoints", () => {
   it("spans the full width with one point per pixel column at most", () => {
     const vals = Array.from({ length: 300 }, (_, i) => i);
     const pts = parse(sparkPoints(vals, 60, 96, 22));
-    expect(pts.length).toBe(96);
+    expect(pts.length).toBe(75); // 300 values in buckets of 4 (the fewest that fit 96 columns)
     expect(pts[0][0]).toBe(0);
     expect(pts.at(-1)![0]).toBe(95);
+    for (let i = 1; i < pts.length; i++) expect(pts[i][0] - pts[i - 1][0]).toBeGreaterThanOrEqual(1);
     // Rising values: y goes from the bottom (height - 1) to the top (1).
     expect(pts[0][1]).toBeGreaterThan(20.5); // the first column holds the two lowest values
     expect(pts.at(-1)![1]).toBeCloseTo(1, 5);
@@ -38,5 +39,34 @@ describe("sparkPoints", () => {
     expect(pts.map((p) => p[0])).toEqual([0, 6]);
     // A flat series at 4 with zero in range: the line sits at the top, not on the floor.
     for (const [, y] of pts) expect(y).toBeCloseTo(1, 5);
+  });
+
+  it("keeps the same points while the window slides inside a bucket, moving one bucket at a time", () => {
+    // A ring of 300 sliding over a random series: the string changes only when a new bucket begins
+    // (every 4 ticks here) or the newest bucket gets a new maximum.
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 100;
+    const series = Array.from({ length: 700 }, rnd);
+    let prev = "";
+    let changes = 0;
+    for (let end = 300; end <= 700; end++) {
+      const window = series.slice(end - 300, end);
+      const pts = sparkPoints(window, 60, 96, 22, end);
+      const newBucket = (end - 1) % 4 === 0;
+      const newMax = Math.max(...window.slice(-(((end - 1) % 4) + 1))) === window[299];
+      if (pts !== prev) {
+        changes++;
+        if (prev) expect(newBucket || newMax).toBe(true);
+      }
+      prev = pts;
+    }
+    expect(changes).toBeLessThan(401 * 0.7); // far fewer redraws than ticks
+    expect(changes).toBeGreaterThan(100); // and a new bucket every 4 ticks still moves it
+  });
+  it("leaves out the oldest bucket once values have slid out of it", () => {
+    const vals = Array.from({ length: 300 }, () => 1);
+    vals[0] = 50; // in a bucket that has lost values off the window (the window starts mid-bucket)
+    const pts = parse(sparkPoints(vals, 60, 96, 22, 302));
+    expect(Math.min(...pts.map((p) => p[1]))).toBeCloseTo(1, 5); // the flat line fills the height: no 50
   });
 });

@@ -8,6 +8,7 @@ export class Ring {
   private buf: Float64Array;
   private head = 0; // next write position
   private size = 0;
+  private count = 0; // values ever pushed (since the last clear)
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`ring capacity must be a positive integer, got ${capacity}`);
@@ -22,10 +23,16 @@ export class Ring {
     return this.size;
   }
 
+  /** How many values were ever pushed (since the last clear): the running index one past the newest. */
+  get pushed(): number {
+    return this.count;
+  }
+
   push(v: number | null | undefined): void {
     this.buf[this.head] = typeof v === "number" && Number.isFinite(v) ? v : NaN;
     this.head = (this.head + 1) % this.buf.length;
     if (this.size < this.buf.length) this.size++;
+    this.count++;
   }
 
   /** The i-th value from the oldest (0) to the newest (length - 1). */
@@ -90,6 +97,7 @@ export class Ring {
   clear(): void {
     this.head = 0;
     this.size = 0;
+    this.count = 0;
   }
 
   /** A new capacity that keeps the newest values (used when the sampling interval changes). */
@@ -98,6 +106,7 @@ export class Ring {
     this.buf = new Float64Array(capacity);
     this.head = 0;
     this.size = 0;
+    this.count = 0;
     for (const v of values.slice(-capacity)) this.push(v);
   }
 }

@@ -1,6 +1,13 @@
 /**
- * The geometry of a table-cell sparkline: an SVG polyline with at most one point per pixel column (the
- * column's maximum, so a one-tick spike stays visible), scaled to the series' own extent.
+ * The geometry of a table-cell sparkline: an SVG polyline of column maxima (so a one-tick spike stays
+ * visible), scaled to the series' own extent.
+ *
+ * When the window holds more values than the sparkline has pixel columns, values are pooled into buckets
+ * of a fixed number of ticks, aligned to the running tick count rather than to the window's edges. A
+ * bucket then keeps its values as the window slides: from one tick to the next, only the newest bucket can
+ * change (and only when the new value exceeds its maximum), and the whole line moves by one bucket when a
+ * new one begins. On the other ticks the points are the same string as before and the page leaves the SVG
+ * alone. The oldest bucket, once values have slid out of it, is left out, so the left end does not flicker.
  */
 
 let colMax = new Float64Array(128);
@@ -9,34 +16,52 @@ let colMax = new Float64Array(128);
  * Polyline `points` for `vals` (oldest first, null = missing) in a `width` × `height` box. The x axis spans
  * at least `minSlots` values (a fresh page does not squeeze its few ticks into a sliver); a series with no
  * value gives "". Zero is always inside the y range, so a flat non-zero series does not sit on the floor.
+ * `end` is the running index one past the newest value (the ring's `pushed`), which aligns the buckets.
  */
-export function sparkPoints(vals: ArrayLike<number | null>, minSlots: number, width: number, height: number): string {
+export function sparkPoints(
+  vals: ArrayLike<number | null>,
+  minSlots: number,
+  width: number,
+  height: number,
+  end: number = vals.length,
+): string {
   const len = vals.length;
   const cols = Math.max(2, Math.floor(width));
-  if (colMax.length < cols) colMax = new Float64Array(cols);
-  colMax.fill(NaN, 0, cols);
   const n = Math.max(len, minSlots, 2);
-  const off = n - len;
-  const step = (cols - 1) / (n - 1);
-  let lo = 0;
-  let hi = -Infinity;
+  const per = Math.max(1, Math.ceil(n / cols)); // values per point
+  const points = Math.max(2, Math.floor(n / per)); // points across the width
+  if (colMax.length < points) colMax = new Float64Array(points);
+  colMax.fill(NaN, 0, points);
+  const start = end - len; // running index of vals[0]
+  const first = Math.floor((end - 1) / per) - points + 1; // bucket drawn at x = 0
   for (let i = 0; i < len; i++) {
     const v = vals[i];
     if (v === null) continue;
+    const bucket = Math.floor((start + i) / per);
+    // Before the left edge, or a bucket that has already lost values off the window.
+    if (bucket < first || bucket * per < start) continue;
+    const c = bucket - first;
+    if (!(colMax[c] >= v)) colMax[c] = v;
+  }
+  let lo = 0;
+  let hi = -Infinity;
+  for (let c = 0; c < points; c++) {
+    const v = colMax[c];
+    if (Number.isNaN(v)) continue;
     if (v < lo) lo = v;
     if (v > hi) hi = v;
-    const c = Math.min(cols - 1, Math.floor((off + i) * step + 0.5));
-    if (!(colMax[c] >= v)) colMax[c] = v;
   }
   if (hi === -Infinity) return "";
   if (!(hi > lo)) hi = lo + 1;
   const scaleY = (height - 2) / (hi - lo);
+  const stepX = (cols - 1) / (points - 1);
   let out = "";
-  for (let c = 0; c < cols; c++) {
+  for (let c = 0; c < points; c++) {
     const v = colMax[c];
     if (Number.isNaN(v)) continue;
+    const x = Math.round(c * stepX * 10) / 10;
     const y = Math.round((height - 1 - (v - lo) * scaleY) * 10) / 10;
-    out += out ? ` ${c},${y}` : `${c},${y}`;
+    out += out ? ` ${x},${y}` : `${x},${y}`;
   }
   return out;
 }

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { traceLine, type Geometry } from "../src/lib/paths";
+
+type Op = [string, number?, number?];
+
+class Recorder {
+  ops: Op[] = [];
+  moveTo(x: number, y: number): void {
+    this.ops.push(["M", x, y]);
+  }
+  lineTo(x: number, y: number): void {
+    this.ops.push(["L", x, y]);
+  }
+  closePath(): void {
+    this.ops.push(["Z"]);
+  }
+}
+
+// A 100 × 50 plot area at (10, 5): x 0..100 maps to 10..110, y 0..10 maps to 55..5.
+const G: Geometry = { left: 10, top: 5, width: 100, height: 50, xMin: 0, xMax: 100, yMin: 0, yMax: 10 };
+
+describe("traceLine", () => {
+  it("maps values to integer device pixels, y growing downwards", () => {
+    const r = new Recorder();
+    const n = traceLine([0, 50, 100], [0, 5, 10], 0, 2, G, r);
+    expect(n).toBe(3);
+    expect(r.ops).toEqual([
+      ["M", 10, 55],
+      ["L", 60, 30],
+      ["L", 110, 5],
+    ]);
+  });
+
+  it("lifts the pen at a missing value and starts again after it", () => {
+    const r = new Recorder();
+    traceLine([0, 10, 20, 30, 40], [1, 2, null, 4, 5], 0, 4, G, r);
+    expect(r.ops.map((o) => o[0])).toEqual(["M", "L", "M", "L"]);
+    expect(r.ops[2]).toEqual(["M", 40, 35]);
+  });
+
+  it("treats NaN and undefined as missing, not as zero", () => {
+    const r = new Recorder();
+    const n = traceLine([0, 10, 20], [NaN, undefined, 3], 0, 2, G, r);
+    expect(n).toBe(1);
+    expect(r.ops).toEqual([["M", 30, 40]]);
+  });
+
+  it("draws several points in one pixel column as one vertical stroke over their range", () => {
+    // 1000 points across 100 pixels: a spike in the middle of a flat line must survive.
+    const xs = Array.from({ length: 1001 }, (_, i) => i / 10);
+    const ys = xs.map(() => 1);
+    ys[503] = 9;
+    const r = new Recorder();
+    traceLine(xs, ys, 0, 1000, G, r);
+    const ops = r.ops;
+    expect(ops.length).toBeLessThan(150); // about one segment per column, not 1001
+    const top = Math.min(...ops.map((o) => o[2] ?? Infinity));
+    expect(top).toBe(Math.round(55 - 9 * 5)); // the spike's height is drawn
+    // Every x is an integer column inside the plot area.
+    for (const o of ops) {
+      expect(Number.isInteger(o[1])).toBe(true);
+      expect(o[1]!).toBeGreaterThanOrEqual(10);
+      expect(o[1]!).toBeLessThanOrEqual(110);
+    }
+  });
+
+  it("closes one fill shape per unbroken run, down to the fill value", () => {
+    const s = new Recorder();
+    const f = new Recorder();
+    traceLine([0, 10, 20, 30, 40], [2, 4, null, 6, 8], 0, 4, G, s, f, 0);
+    expect(f.ops).toEqual([
+      ["M", 10, 55],
+      ["L", 10, 45],
+      ["L", 20, 35],
+      ["L", 20, 55],
+      ["L", 10, 55],
+      ["Z"],
+      ["M", 40, 55],
+      ["L", 40, 25],
+      ["L", 50, 15],
+      ["L", 50, 55],
+      ["L", 40, 55],
+      ["Z"],
+    ]);
+  });
+
+  it("draws nothing for an empty or all-missing range, and survives a zero-height scale", () => {
+    const r = new Recorder();
+    expect(traceLine([], [], 0, -1, G, r)).toBe(0);
+    expect(traceLine([0, 1], [null, null], 0, 1, G, r)).toBe(0);
+    expect(r.ops).toEqual([]);
+    const flat = { ...G, yMin: 3, yMax: 3 };
+    traceLine([0, 100], [3, 3], 0, 1, flat, r);
+    expect(r.ops).toEqual([
+      ["M", 10, 55],
+      ["L", 110, 55],
+    ]);
+  });
+});
