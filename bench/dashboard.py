@@ -209,8 +209,8 @@ def serve_build(build: Path) -> Any:
     return handler
 
 
-def main_thread_cpu_ms(events: list[dict[str, Any]]) -> float:
-    """CPU milliseconds of the renderer main thread's top-level tasks in a Chromium trace."""
+def renderer_main(events: list[dict[str, Any]]) -> tuple[Any, Any] | None:
+    """(pid, tid) of the busiest renderer main thread in a Chromium trace (the page's), or None."""
     names = {
         (e["pid"], e["tid"])
         for e in events
@@ -219,9 +219,14 @@ def main_thread_cpu_ms(events: list[dict[str, Any]]) -> float:
     busiest = collections.Counter(
         (e.get("pid"), e.get("tid")) for e in events if (e.get("pid"), e.get("tid")) in names
     )
-    if not busiest:
+    return busiest.most_common(1)[0][0] if busiest else None
+
+
+def main_thread_cpu_ms(events: list[dict[str, Any]]) -> float:
+    """CPU milliseconds of the renderer main thread's top-level tasks in a Chromium trace."""
+    main = renderer_main(events)
+    if main is None:
         return 0.0
-    main = busiest.most_common(1)[0][0]
     tasks = sorted(
         (e["ts"], e["ts"] + e.get("dur", 0), e.get("tdur", e.get("dur", 0)))
         for e in events
@@ -240,17 +245,9 @@ def main_thread_cpu_ms(events: list[dict[str, Any]]) -> float:
 def self_cpu_by_name(events: list[dict[str, Any]]) -> dict[str, float]:
     """Exclusive CPU milliseconds per trace event name on the renderer main thread (time in a child event
     is counted for the child only), so the parts of a frame add up to its total."""
-    names = {
-        (e["pid"], e["tid"])
-        for e in events
-        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
-    }
-    busiest = collections.Counter(
-        (e.get("pid"), e.get("tid")) for e in events if (e.get("pid"), e.get("tid")) in names
-    )
-    if not busiest:
+    main = renderer_main(events)
+    if main is None:
         return {}
-    main = busiest.most_common(1)[0][0]
     spans = sorted(
         (
             (e["ts"], -e.get("dur", 0), e["ts"] + e.get("dur", 0), e.get("tdur", e.get("dur", 0)), e["name"])
