@@ -36,6 +36,10 @@ the display compositor in the GPU process) and the main thread's CPU by trace ev
 without the events nested in it, so that the parts add up.
 
     .venv/bin/python -m bench.dashboard --url http://127.0.0.1:8787 --ab A B C --rounds 2 --seconds 15 --breakdown
+
+``--profile SECONDS`` (with ``--url`` and ``--ab``) records a CDP sampling profile of each build instead and
+prints its call tree in milliseconds per tick; give it builds made with ``npx vite build --minify false
+--outDir DIR`` so that the functions keep their names.
 """
 
 from __future__ import annotations
@@ -339,6 +343,61 @@ def ab_window(browser: Any, url: str, build: Path, seconds: float, trace: bool =
     }
 
 
+def profile_window(browser: Any, url: str, build: Path, seconds: float) -> tuple[int, dict[str, Any]]:
+    """A CDP sampling profile (100 µs) of one build's live page over ``seconds``: (ticks, profile)."""
+    ctx = browser.new_context(viewport=VIEWPORTS["1920x1080"])
+    ctx.route("**/assets/*", serve_build(build))
+    page = ctx.new_page()
+    login(page, url)
+    page.wait_for_timeout(4000)
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 100})
+    n0 = page.evaluate("window.__perfpulse.live.stats.received")
+    cdp.send("Profiler.start")
+    page.wait_for_timeout(seconds * 1000)
+    prof = cdp.send("Profiler.stop")["profile"]
+    ticks = page.evaluate("window.__perfpulse.live.stats.received") - n0
+    ctx.close()
+    return max(1, ticks), prof
+
+
+def profile_tree(prof: dict[str, Any], ticks: int, floor_ms: float = 0.05) -> list[str]:
+    """The profile as an indented call tree of inclusive milliseconds per tick, branches under ``floor_ms``
+    left out. Function names are only meaningful in an unminified build (``vite build --minify false``)."""
+    nodes = {n["id"]: n for n in prof["nodes"]}
+    kids: dict[int, list[int]] = collections.defaultdict(list)
+    for n in prof["nodes"]:
+        for c in n.get("children", []):
+            kids[n["id"]].append(c)
+    own: collections.Counter[int] = collections.Counter()
+    for sample, delta in zip(prof["samples"], prof["timeDeltas"], strict=True):
+        own[sample] += delta
+    total: dict[int, float] = {}
+
+    def add_up(n: int) -> float:
+        total[n] = own[n] + sum(add_up(c) for c in kids[n])
+        return total[n]
+
+    root = prof["nodes"][0]["id"]
+    add_up(root)
+    lines: list[str] = []
+
+    def walk(n: int, depth: int) -> None:
+        ms = total[n] / 1000 / ticks
+        frame = nodes[n]["callFrame"]
+        if ms < floor_ms or frame["functionName"] == "(idle)":
+            return
+        where = f":{frame['lineNumber'] + 1}" if frame["lineNumber"] >= 0 else ""
+        lines.append(f"{'  ' * depth}{ms:.2f} {frame['functionName'] or '(anonymous)'}{where}")
+        for c in sorted(kids[n], key=lambda c: -total[c]):
+            walk(c, depth + 1)
+
+    for c in sorted(kids[root], key=lambda c: -total[c]):
+        walk(c, 0)
+    return lines
+
+
 def bench_ab(
     browser: Any, url: str, builds: list[Path], seconds: float, rounds: int, trace: bool = True
 ) -> dict[str, Any]:
@@ -398,6 +457,12 @@ def main() -> None:
     ap.add_argument("--ab", nargs="+", type=Path, metavar="DIR", help="compare two (or more) builds")
     ap.add_argument("--rounds", type=int, default=3, help="--ab: windows per build")
     ap.add_argument("--no-trace", action="store_true", help="--ab: no trace (no CPU figure, less overhead)")
+    ap.add_argument(
+        "--profile",
+        type=float,
+        metavar="SECONDS",
+        help="--ab: instead of timing, a JavaScript sampling profile of each build (call tree, ms per tick)",
+    )
     ap.add_argument("--breakdown", action="store_true", help="--ab: main-thread CPU by trace event name")
     ap.add_argument(
         "--url",
@@ -414,6 +479,17 @@ def main() -> None:
     assets = sorted(p for p in WEB.rglob("*") if p.is_file() and p.suffix in (".js", ".css", ".html"))
     raw, packed = gzip_size(assets)
 
+    if args.ab and args.url and args.profile:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            for build in args.ab:
+                ticks, prof = profile_window(browser, args.url.rstrip("/"), build, args.profile)
+                print(
+                    f"\n`{build}`: JavaScript per tick over {ticks} ticks (inclusive ms, sampling profile)\n"
+                )
+                print("```\n" + "\n".join(profile_tree(prof, ticks)) + "\n```")
+            browser.close()
+        return
     if args.ab and args.url:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         with sync_playwright() as p:
