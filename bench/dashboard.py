@@ -213,6 +213,16 @@ def serve_build(build: Path) -> Any:
     return handler
 
 
+def outermost_cpu(spans: list[tuple[int, int, int]]) -> int:
+    """Sum of the CPU of (start, end, cpu) spans that are not nested in an earlier one."""
+    total, end = 0, -1
+    for start, stop, cpu in sorted(spans):
+        if start >= end:
+            total += cpu
+            end = stop
+    return total
+
+
 def renderer_main(events: list[dict[str, Any]]) -> tuple[Any, Any] | None:
     """(pid, tid) of the busiest renderer main thread in a Chromium trace (the page's), or None."""
     names = {
@@ -231,19 +241,14 @@ def main_thread_cpu_ms(events: list[dict[str, Any]]) -> float:
     main = renderer_main(events)
     if main is None:
         return 0.0
-    tasks = sorted(
+    tasks = [
         (e["ts"], e["ts"] + e.get("dur", 0), e.get("tdur", e.get("dur", 0)))
         for e in events
         if (e.get("pid"), e.get("tid")) == main
         and e.get("ph") == "X"
         and e.get("name") in ("ThreadControllerImpl::RunTask", "RunTask")
-    )
-    total, end = 0, -1
-    for start, stop, cpu in tasks:
-        if start >= end:  # outermost tasks only
-            total += cpu
-            end = stop
-    return total / 1000
+    ]
+    return outermost_cpu(tasks) / 1000
 
 
 def self_cpu_by_name(events: list[dict[str, Any]]) -> dict[str, float]:
@@ -289,11 +294,7 @@ def cpu_by_thread(events: list[dict[str, Any]]) -> dict[str, float]:
             per[(e.get("pid"), e.get("tid"))].append((e["ts"], e["ts"] + e["dur"], e.get("tdur", e["dur"])))
     out: collections.Counter[str] = collections.Counter()
     for key, spans in per.items():
-        end = -1
-        for start, stop, cpu in sorted(spans):
-            if start >= end:
-                out[names.get(key, "?")] += cpu
-                end = stop
+        out[names.get(key, "?")] += outermost_cpu(spans)
     return {k: v / 1000 for k, v in out.items()}
 
 
@@ -463,7 +464,11 @@ def main() -> None:
         metavar="SECONDS",
         help="--ab: instead of timing, a JavaScript sampling profile of each build (call tree, ms per tick)",
     )
-    ap.add_argument("--breakdown", action="store_true", help="--ab: main-thread CPU by trace event name")
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="--ab: CPU by browser thread and main-thread CPU by trace event",
+    )
     ap.add_argument(
         "--url",
         help="--ab: measure a daemon already running (and warmed) at this URL instead of starting one; "
@@ -623,23 +628,22 @@ def print_ab(runs: dict[str, list[dict[str, float]]], args: Any, started: str) -
         print(f"| `{build}` | {cpu} | {med['task']:.1f} ms | {med['median']:.1f} ms | {each} |")
     if args.breakdown and not args.no_trace:
         builds = list(runs)
-        names: set[str] = set()
-        for ws in runs.values():
-            for w in ws:
-                names.update(k for k in w if k.startswith(("self:", "thread:")))
+        keys = {k for ws in runs.values() for w in ws for k in w}
 
         def med_of(b: str, k: str) -> float:
             return statistics.median(w.get(k, 0.0) for w in runs[b])
 
-        rows = sorted(names, key=lambda k: (k.startswith("self:"), -max(med_of(b, k) for b in builds)))
+        def busiest(prefix: str, most: int) -> list[str]:
+            found = [k for k in keys if k.startswith(prefix)]
+            return sorted(found, key=lambda k: -max(med_of(b, k) for b in builds))[:most]
+
         print(
-            "\nMain-thread CPU per tick by trace event (exclusive of nested events; medians over the rounds):\n"
+            "\nCPU per tick by thread (`thread:`, every process of the browser), and on the renderer's main"
+            " thread by trace event (`self:`, exclusive of nested events); medians over the rounds:\n"
         )
-        print("| trace event | " + " | ".join(f"`{b}`" for b in builds) + " |")
+        print("| thread or trace event | " + " | ".join(f"`{b}`" for b in builds) + " |")
         print("|---|" + "---:|" * len(builds))
-        for k in [r for r in rows if r.startswith("thread:")][:8] + [
-            r for r in rows if r.startswith("self:")
-        ][:25]:
+        for k in busiest("thread:", 8) + busiest("self:", 25):
             print(f"| `{k}` | " + " | ".join(f"{med_of(b, k):.2f} ms" for b in builds) + " |")
 
 
