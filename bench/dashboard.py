@@ -301,14 +301,20 @@ def cpu_by_thread(events: list[dict[str, Any]]) -> dict[str, float]:
 TRACE_CATEGORIES = "devtools.timeline,disabled-by-default-devtools.timeline,blink,cc"
 
 
-def ab_window(browser: Any, url: str, build: Path, seconds: float, trace: bool = True) -> dict[str, float]:
-    """One measuring window of one build: CPU (trace), TaskDuration and the per-tick median, per tick."""
+def open_build(browser: Any, url: str, build: Path) -> tuple[Any, Any, Any]:
+    """A fresh context at 1920×1080 serving ``build``'s script and stylesheet, logged in, its Live view
+    streaming for 5 s; (context, page, CDP session)."""
     ctx = browser.new_context(viewport=VIEWPORTS["1920x1080"])
     ctx.route("**/assets/*", serve_build(build))
     page = ctx.new_page()
     login(page, url)
     page.wait_for_timeout(5000)
-    cdp = ctx.new_cdp_session(page)
+    return ctx, page, ctx.new_cdp_session(page)
+
+
+def ab_window(browser: Any, url: str, build: Path, seconds: float, trace: bool = True) -> dict[str, float]:
+    """One measuring window of one build: CPU (trace), TaskDuration and the per-tick median, per tick."""
+    ctx, page, cdp = open_build(browser, url, build)
     cdp.send("Performance.enable")
     page.evaluate("window.__perfpulse.live.stats.durations.length = 0")
     if not trace:
@@ -346,12 +352,7 @@ def ab_window(browser: Any, url: str, build: Path, seconds: float, trace: bool =
 
 def profile_window(browser: Any, url: str, build: Path, seconds: float) -> tuple[int, dict[str, Any]]:
     """A CDP sampling profile (100 µs) of one build's live page over ``seconds``: (ticks, profile)."""
-    ctx = browser.new_context(viewport=VIEWPORTS["1920x1080"])
-    ctx.route("**/assets/*", serve_build(build))
-    page = ctx.new_page()
-    login(page, url)
-    page.wait_for_timeout(4000)
-    cdp = ctx.new_cdp_session(page)
+    ctx, page, cdp = open_build(browser, url, build)
     cdp.send("Profiler.enable")
     cdp.send("Profiler.setSamplingInterval", {"interval": 100})
     n0 = page.evaluate("window.__perfpulse.live.stats.received")
