@@ -52,6 +52,21 @@ describe("Ring", () => {
     expect(r.toArray(out)).toBe(out);
     expect(out).toEqual([1, 2]);
   });
+  it("gives its values as a Float64Array with NaN for a missing value, refilling one of the right length", () => {
+    const r = new Ring(3);
+    r.push(1);
+    r.push(null);
+    const a = r.values();
+    expect(Array.from(a)).toEqual([1, NaN]);
+    expect(r.values(a)).toBe(a);
+    r.push(3);
+    const b = r.values(a);
+    expect(b).not.toBe(a); // the ring grew: a new array
+    expect(Array.from(b)).toEqual([1, NaN, 3]);
+    r.push(4); // wraps around
+    expect(r.values(b)).toBe(b);
+    expect(Array.from(b)).toEqual([NaN, 3, 4]);
+  });
   it("resizes keeping the newest values", () => {
     const r = new Ring(5);
     for (let i = 0; i < 8; i++) r.push(i);

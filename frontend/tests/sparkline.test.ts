@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sparkPoints } from "../src/lib/sparkline";
+import { sparkMemo, sparkPoints } from "../src/lib/sparkline";
 
 function parse(points: string): [number, number][] {
   return points ? points.split(" ").map((p) => p.split(",").map(Number) as [number, number]) : [];
@@ -68,5 +68,32 @@ describe("sparkPoints", () => {
     vals[0] = 50; // in a bucket that has lost values off the window (the window starts mid-bucket)
     const pts = parse(sparkPoints(vals, 60, 96, 22, 302));
     expect(Math.min(...pts.map((p) => p[1]))).toBeCloseTo(1, 5); // the flat line fills the height: no 50
+  });
+  it("takes NaN as a missing value", () => {
+    expect(sparkPoints(new Float64Array([4, NaN, 4, NaN]), 2, 10, 12)).toBe(sparkPoints([4, null, 4, null], 2, 10, 12));
+    expect(sparkPoints(new Float64Array([NaN, NaN]), 2, 10, 12)).toBe("");
+  });
+  it("with a memo, gives back the last string while nothing drawn changed, and a new one when it did", () => {
+    const memo = sparkMemo();
+    const series = Array.from({ length: 400 }, (_, i) => i % 7);
+    series[301] = 0;
+    series[302] = 50;
+    const at = (end: number) => series.slice(end - 300, end);
+    // Tick 301 begins a bucket of 4 (ticks 301-304 hold values 300-303); tick 302 adds a value below its
+    // maximum: the same points, and the very string of the last call.
+    const first = sparkPoints(at(301), 60, 96, 22, 301, memo);
+    expect(first).toBe(sparkPoints(at(301), 60, 96, 22, 301));
+    expect(sparkPoints(at(302), 60, 96, 22, 302, memo)).toBe(first);
+    // A new maximum in the newest bucket changes them, and the memo follows.
+    const spike = at(303);
+    const moved = sparkPoints(spike, 60, 96, 22, 303, memo);
+    expect(moved).not.toBe(first);
+    expect(moved).toBe(sparkPoints(spike, 60, 96, 22, 303));
+    // Another box size is drawn anew even though the values are the same.
+    expect(sparkPoints(spike, 60, 80, 22, 303, memo)).toBe(sparkPoints(spike, 60, 80, 22, 303));
+    // A series that empties gives "" and is remembered as such.
+    const gone = new Float64Array(300).fill(NaN);
+    expect(sparkPoints(gone, 60, 80, 22, 302, memo)).toBe("");
+    expect(sparkPoints(gone, 60, 80, 22, 302, memo)).toBe("");
   });
 });

@@ -60,6 +60,22 @@ export class Ring {
     return out;
   }
 
+  /**
+   * Oldest-first values as a Float64Array, a missing value as NaN. `out` is refilled and returned when it
+   * has the ring's length, otherwise a new array is. Unlike `toArray`, nothing is boxed: a plain array
+   * that holds nulls stores each number as a heap object, and refilling one per series and tick made a
+   * garbage collection every few ticks.
+   */
+  values(out?: Float64Array): Float64Array {
+    const arr = out && out.length === this.size ? out : new Float64Array(this.size);
+    const cap = this.buf.length;
+    for (let i = 0, j = (this.head - this.size + cap) % cap; i < this.size; i++) {
+      arr[i] = this.buf[j];
+      j = j + 1 === cap ? 0 : j + 1;
+    }
+    return arr;
+  }
+
   /** True when every stored value is missing (the series has vanished from the window). */
   empty(): boolean {
     for (let i = 0; i < this.size; i++) if (!Number.isNaN(this.buf[i])) return false;

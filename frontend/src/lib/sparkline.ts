@@ -13,10 +13,40 @@
 let colMax = new Float64Array(128);
 
 /**
+ * What a sparkline drew last: the column maxima and box behind its points string. Given to `sparkPoints`,
+ * a tick that leaves them as they were gets the same string back without building it again (building it
+ * was most of the garbage a live page made per tick).
+ */
+export interface SparkMemo {
+  cols: Float64Array;
+  points: number;
+  width: number;
+  height: number;
+  text: string;
+}
+
+export function sparkMemo(): SparkMemo {
+  return { cols: new Float64Array(0), points: -1, width: -1, height: -1, text: "" };
+}
+
+function unchanged(memo: SparkMemo, points: number, width: number, height: number): boolean {
+  if (memo.points !== points || memo.width !== width || memo.height !== height) return false;
+  const prev = memo.cols;
+  for (let c = 0; c < points; c++) {
+    const a = colMax[c];
+    const b = prev[c];
+    if (a !== b && !(a !== a && b !== b)) return false; // equal, or both NaN (an empty column)
+  }
+  return true;
+}
+
+/**
  * Polyline `points` for `vals` (oldest first, null = missing) in a `width` × `height` box. The x axis spans
  * at least `minSlots` values (a fresh page does not squeeze its few ticks into a sliver); a series with no
  * value gives "". Zero is always inside the y range, so a flat non-zero series does not sit on the floor.
  * `end` is the running index one past the newest value (the ring's `pushed`), which aligns the buckets.
+ * A missing value is null or NaN. With a `memo`, the string of the last call is returned when nothing drawn
+ * changed.
  */
 export function sparkPoints(
   vals: ArrayLike<number | null>,
@@ -24,6 +54,7 @@ export function sparkPoints(
   width: number,
   height: number,
   end: number = vals.length,
+  memo?: SparkMemo,
 ): string {
   const len = vals.length;
   const cols = Math.max(2, Math.floor(width));
@@ -36,7 +67,7 @@ export function sparkPoints(
   const first = Math.floor((end - 1) / per) - points + 1; // bucket drawn at x = 0
   for (let i = 0; i < len; i++) {
     const v = vals[i];
-    if (v === null) continue;
+    if (v === null || v !== v) continue;
     const bucket = Math.floor((start + i) / per);
     // Before the left edge, or a bucket that has already lost values off the window.
     if (bucket < first || bucket * per < start) continue;
@@ -51,6 +82,15 @@ export function sparkPoints(
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
+  if (memo) {
+    if (unchanged(memo, points, width, height)) return memo.text;
+    if (memo.cols.length < points) memo.cols = new Float64Array(colMax.length);
+    memo.cols.set(colMax.subarray(0, points));
+    memo.points = points;
+    memo.width = width;
+    memo.height = height;
+    memo.text = "";
+  }
   if (hi === -Infinity) return "";
   if (!(hi > lo)) hi = lo + 1;
   const scaleY = (height - 2) / (hi - lo);
@@ -63,5 +103,6 @@ export function sparkPoints(
     const y = Math.round((height - 1 - (v - lo) * scaleY) * 10) / 10;
     out += out ? ` ${x},${y}` : `${x},${y}`;
   }
+  if (memo) memo.text = out;
   return out;
 }
