@@ -4,13 +4,16 @@ Two servers, same app, same payload, same clients, run one after the other in th
 
 * ``hub``   — perfpulse's Hub: each tick serialized once per view, per-client bounded queues.
 * ``naive`` — the obvious broadcast: for every client in turn, serialize the snapshot and await the send.
+* ``lean``  — the Hub with clients that ask for lean ticks (``lean=1``, as the dashboard does): the
+  collectors' sticky keys (perf events that cannot be counted, command lines) only when they change, which
+  in a replayed snapshot is never after the first tick.
 
 The server runs in its own process (so its CPU time is its own, read from /proc/<pid>/stat), the clients in
 another: minimal hand-framed WebSocket clients on uvloop with a read-only API token, cheap enough that the
 latencies measured are the server's rather than those of one Python process parsing 1,000 sockets. The payload is a real Snapshot of this machine's
 collectors, taken once and replayed every tick, with the seq and timestamps of each tick.
 
-    .venv/bin/python -m bench.ws_fanout [--clients 100,500,1000] [--seconds 20] [--modes hub,naive]
+    .venv/bin/python -m bench.ws_fanout [--clients 100,500,1000] [--seconds 20] [--modes hub,naive,lean]
 """
 
 from __future__ import annotations
@@ -67,13 +70,16 @@ def serve(port: int, data_dir: str, mode: str) -> None:
 
     template = asyncio.run(capture())
     sensitive = {c: frozenset({"cmdlines"}) for c in template.data if c == "processes"}
+    known_sticky = {"perf_events": frozenset({"unsupported"}), "processes": frozenset({"cmdlines"})}
+    sticky = {c: k for c, k in known_sticky.items() if c in template.data and mode == "lean"}
 
     class Replay(FakeCollector):
         pass
 
     collectors = []
     for name, data in template.data.items():
-        cls = type(f"Replay_{name}", (Replay,), {"sensitive": sensitive.get(name, frozenset())})
+        attrs = {"sensitive": sensitive.get(name, frozenset()), "sticky": sticky.get(name, frozenset())}
+        cls = type(f"Replay_{name}", (Replay,), attrs)
         collectors.append(cls(name, data=dict(data)))
     sampler = Sampler(MetricsAggregator(collectors), interval=1.0, host="bench")
 
@@ -130,7 +136,7 @@ def serve(port: int, data_dir: str, mode: str) -> None:
         sinks["naive"] = naive.broadcast_naive
         hub = naive
     else:
-        hub = Hub(max_clients=5000, ring_seconds=0, sensitive=lambda: sensitive)
+        hub = Hub(max_clients=5000, ring_seconds=0, sensitive=lambda: sensitive, sticky=lambda: sticky)
     app = create_app(
         settings, sampler=sampler, accounts=accounts, hub=hub, sinks=sinks, announce=lambda m: None
     )
@@ -204,10 +210,12 @@ class _RawClient(asyncio.Protocol):
                 if not self.ready.done():
                     self.ready.set_result(None)  # the hello
                 else:
-                    self.record(head)
+                    self.record(head, ln)
 
 
-def clients(port: int, token: str, n: int, seconds: float, stalled: int = 0, warmup: float = 3.0) -> None:
+def clients(
+    port: int, token: str, n: int, seconds: float, stalled: int = 0, warmup: float = 3.0, query: str = ""
+) -> None:
     """The client process: n connections; per tick received, latency = arrival - the tick's wall time."""
     _raise_nofile()
     try:
@@ -219,20 +227,22 @@ def clients(port: int, token: str, n: int, seconds: float, stalled: int = 0, war
     lat: list[float] = []
     seqs: set[int] = set()
     received = [0]
+    nbytes = [0]
     measuring = [False]
     request = (
-        "GET /api/v1/ws?backfill=0 HTTP/1.1\r\n"
+        f"GET /api/v1/ws?backfill=0{query} HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         f"Authorization: Bearer {token}\r\n\r\n"
     ).encode()
 
-    def record(head: bytes) -> None:
+    def record(head: bytes, size: int) -> None:
         now = time.time()
         m = TICK_RE.match(head)
         if m and measuring[0]:
             lat.append(now - float(m.group(2)))
             received[0] += 1
+            nbytes[0] += size
             seqs.add(int(m.group(1)))
 
     async def main() -> None:
@@ -264,7 +274,13 @@ def clients(port: int, token: str, n: int, seconds: float, stalled: int = 0, war
         measuring[0] = False
         print("stop", flush=True)
         cpu = time.process_time() - cpu0
-        out = {"latencies": lat, "received": received[0], "ticks": len(seqs), "client_cpu": cpu / seconds}
+        out = {
+            "latencies": lat,
+            "received": received[0],
+            "bytes": nbytes[0],
+            "ticks": len(seqs),
+            "client_cpu": cpu / seconds,
+        }
         print(json.dumps(out), flush=True)
         for tr in transports:
             tr.close()
@@ -325,6 +341,7 @@ def run_one(mode: str, n: int, seconds: float, stalled: int = 0, warmup: float =
                     str(seconds),
                     str(stalled),
                     str(warmup),
+                    "&lean=1" if mode == "lean" else "",
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -352,6 +369,7 @@ def run_one(mode: str, n: int, seconds: float, stalled: int = 0, warmup: float =
         "server_cpu_pct": (c1 - c0) / (t1 - t0) * 100,
         "client_cpu_pct": result["client_cpu"] * 100,
         "delivered": result["received"] / expected if expected else 0.0,
+        "bytes_per_tick": result["bytes"] / result["received"] if result["received"] else float("nan"),
         "ticks": result["ticks"],
     }
 
@@ -392,14 +410,16 @@ def main(argv: list[str] | None = None) -> None:
         + (f" ({args.stalled_warmup:g} s with the stalled peer).\n" if args.stalled_warmup > 0 else ".\n")
     )
     print(
-        "| clients | server | p50 ms | p99 ms | max ms | server CPU % of a core | ticks delivered | client CPU % |"
+        "| clients | server | p50 ms | p99 ms | max ms | server CPU % of a core | ticks delivered | client CPU % "
+        "| bytes per tick and client |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         who = f"{r['clients']} + {r['stalled']} stalled" if r["stalled"] else str(r["clients"])
         print(
             f"| {who} | {r['mode']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | "
-            f"{r['server_cpu_pct']:.1f} | {r['delivered'] * 100:.1f}% | {r['client_cpu_pct']:.1f} |"
+            f"{r['server_cpu_pct']:.1f} | {r['delivered'] * 100:.1f}% | {r['client_cpu_pct']:.1f} | "
+            f"{r['bytes_per_tick']:,.0f} |"
         )
     by = {(r["mode"], r["clients"]): r for r in rows if not r["stalled"]}
     ratios = []
@@ -427,6 +447,7 @@ if __name__ == "__main__":
             float(sys.argv[5]),
             int(sys.argv[6]),
             float(sys.argv[7]),
+            sys.argv[8] if len(sys.argv) > 8 else "",
         )
     else:
         main()

@@ -35,9 +35,10 @@ FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 
 
 class SecretCollector(FakeCollector):
-    """Like the processes collector: its ``cmdlines`` are for admins only."""
+    """Like the processes collector: its ``cmdlines`` are for admins only, and seldom change."""
 
     sensitive = frozenset({"cmdlines"})
+    sticky = frozenset({"cmdlines"})
 
 
 class EventsCollector(FakeCollector):

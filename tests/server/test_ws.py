@@ -308,7 +308,8 @@ def test_ring_is_bounded_by_age_and_bytes() -> None:
         assert hub.ring_bytes <= 50_000
         assert hub.ring[-1].monotonic - hub.ring[0].monotonic <= 10.0
     assert len(hub.ring) == 11  # 10 s at 1 Hz, inclusive; 11 kB under the byte cap
-    assert orjson.loads(hub.message(hub.ring[-1], (False, None)))["collectors"]["cpu"]["data"]["v"] == 199
+    newest = orjson.loads(hub.message(hub.ring[-1], (False, None, False)))
+    assert newest["collectors"]["cpu"]["data"]["v"] == 199
     small = Hub(ring_seconds=300.0, ring_max_bytes=20_000)
     for seq in range(1, 200):
         small.publish(tick(seq, "x" * 1000))

@@ -6,6 +6,7 @@
 import { wsUrl, get } from "./api";
 import { extract, type CollectorInfo, type MetricSpec, type SnapshotMsg } from "./catalogue";
 import { LiveConnection, type ConnState } from "./connection";
+import { KeptValues } from "./kept";
 import { Backoff } from "./reconnect";
 import { Timeline } from "./ring";
 import { session } from "./session.svelte";
@@ -28,6 +29,8 @@ interface Hello {
   role?: string;
   /** How many backfill ticks follow the hello. */
   backfill?: number;
+  /** Data keys a lean tick leaves out while unchanged, per collector. */
+  sticky?: Record<string, string[]>;
 }
 
 function normaliseCatalogue(raw: unknown): CollectorInfo[] {
@@ -86,11 +89,14 @@ class LiveStore {
   private pending: SnapshotMsg | null = null;
   readonly stats: TickStats = { durations: [], received: 0 };
   private subscribed: string[] | null = null;
+  private readonly kept = new KeptValues();
 
   start(): void {
     if (this.conn) return;
     this.conn = new LiveConnection({
-      url: () => wsUrl(),
+      // Lean ticks: the perf events that cannot be counted and the processes' command lines (over half of
+      // a tick) come only when they change, which the page then parses and the network carries once.
+      url: () => `${wsUrl()}?lean=1`,
       backoff: new Backoff({ baseMs: 500, maxMs: 10_000, jitter: 0.5, maxAttempts: 12 }),
       onMessage: (msg) => this.onMessage(msg),
       onState: (s, d) => {
@@ -265,6 +271,7 @@ class LiveStore {
         this.interval = h.interval && h.interval > 0 ? h.interval : 1;
         this.timeline = new Timeline(capacityFor(this.interval));
         this.setCatalogue(normaliseCatalogue(h.catalogue ?? h.collectors));
+        this.kept.reset(h.sticky);
         this.backfilled = 0;
         this.keysVersionHint++;
         // The hello says how many backfill ticks follow: they are drawn together, once all are in.
@@ -287,6 +294,8 @@ class LiveStore {
         const s = asSnapshot(m);
         if (!s) return;
         const t0 = performance.now();
+        // A kept value older than the one the tick refers to (a tick was skipped): the next comes in full.
+        if (!this.kept.fill(s)) this.conn?.send({ type: "resync" });
         if (this.awaitingBackfill > 0) {
           this.ingest(s);
           this.pending = s;

@@ -52,11 +52,14 @@ class BaseCollector(abc.ABC):
     Subclasses set ``name`` and ``catalogue``, and implement ``collect()``. ``is_available()`` must be cheap
     and must not raise; when it returns False, ``unavailable_reason()`` says why and ``hint()`` what to do.
     ``sensitive`` lists top-level data keys only admins may see (process command lines, for instance).
+    ``sticky`` lists top-level data keys whose value seldom changes from one tick to the next (and is large):
+    a lean WebSocket client is sent them only when they change.
     """
 
     name: ClassVar[str]
     catalogue: ClassVar[tuple[MetricSpec, ...]] = ()
     sensitive: ClassVar[frozenset[str]] = frozenset()
+    sticky: ClassVar[frozenset[str]] = frozenset()
     #: Seconds one collection may take before the tick goes on without it (the collector is then stale).
     default_timeout: ClassVar[float] = 2.0
 

@@ -217,6 +217,8 @@ class PerfEventsCollector(BaseCollector):
 
     name = "perf_events"
     catalogue = CATALOGUE
+    # Each event that cannot be counted, with why and the fix: on a machine without a PMU, most of a tick.
+    sticky = frozenset({"unsupported"})
 
     def __init__(
         self,

@@ -149,6 +149,7 @@ def create_app(
         max_clients=settings.max_connections,
         ring_seconds=settings.backfill_seconds,
         sensitive=lambda: {c.name: c.sensitive for c in sampler.aggregator.collectors() if c.sensitive},
+        sticky=lambda: {c.name: c.sticky for c in sampler.aggregator.collectors() if c.sticky},
     )
     gate = SetupGate(settings.data_dir)
     say = announce or _announce_default

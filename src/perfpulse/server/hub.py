@@ -14,6 +14,14 @@ re-encoded once per client).
 A ring of recent ticks (``ring_seconds``, at most ``ring_max_bytes``) gives a (re)connecting client its
 backfill; it holds each tick's serialized parts, so backfill costs concatenation, not serialization.
 
+A client that asks for lean ticks (``lean=1``) is not sent a collector's ``sticky`` keys (the perf events
+that cannot be counted and why, the top processes' command lines: over half of a tick, and the same from
+one tick to the next) while they stay as they were: the collector's part then says ``"kept": {key: seq}``,
+the tick that last carried that value. An object that changed in part (processes entering and leaving the
+top) goes out as the entries that changed, with ``"patch": {key: {"base": seq, "drop": [...]}}``. The hub sends such a client a full tick first (the backfill, or
+the first live tick), again after its queue overflowed (the dropped tick may have carried a change), and
+whenever the client asks (``resync``), so a client holds every value a lean tick refers to.
+
 A WebSocket is authenticated once, at the handshake, but a session can end while the socket is open (logout,
 a password or role change, a removed user, ``perfpulse user passwd`` from another process, expiry). So the
 hub re-validates the credentials of its open sockets against the account store every ``check_every``
@@ -52,8 +60,25 @@ CHECK_EVERY = 2.0
 #: (session ids, token ids) in use -> the subsets that still authenticate. Blocking; run in a thread.
 CredentialCheck = Callable[[frozenset[str], frozenset[int]], tuple[Collection[str], Collection[int]]]
 
-#: (admin?, subscribed collectors or None for all)
-ViewKey = tuple[bool, frozenset[str] | None]
+#: (admin?, subscribed collectors or None for all, lean?)
+ViewKey = tuple[bool, frozenset[str] | None, bool]
+
+
+class _Held:
+    """A sticky value as the hub last saw it: serialized whole (and entry by entry for an object), the seq
+    of the tick it changed at, and the seq of the tick it was last seen in."""
+
+    __slots__ = ("entries", "seen", "since", "whole")
+
+    def __init__(self, whole: bytes, entries: dict[str, bytes] | None, seq: int) -> None:
+        self.whole = whole
+        self.entries = entries
+        self.since = seq
+        self.seen = seq
+
+
+#: (collector, admin audience?, key) -> the value as of the last tick
+Held = dict[tuple[str, bool, str], _Held]
 
 
 class _Entry:
@@ -64,9 +89,15 @@ class _Entry:
     demand; only the newest tick keeps them cached, since that is the one every client wants at once.
     """
 
-    __slots__ = ("head", "messages", "monotonic", "names", "parts", "seq", "size", "wall_time")
+    __slots__ = ("head", "lean", "messages", "monotonic", "names", "parts", "seq", "size", "wall_time")
 
-    def __init__(self, snapshot: Snapshot, sensitive: Mapping[str, frozenset[str]]) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        sensitive: Mapping[str, frozenset[str]],
+        sticky: Mapping[str, frozenset[str]] | None = None,
+        held: Held | None = None,
+    ) -> None:
         self.seq = snapshot.seq
         self.wall_time = snapshot.wall_time
         self.monotonic = snapshot.monotonic
@@ -84,29 +115,85 @@ class _Entry:
         self.names: list[str] = list(snapshot.meta)
         #: (collector, for_admin) -> part; a viewer part exists only where it differs from the admin one.
         self.parts: dict[tuple[str, bool], bytes] = {}
+        #: Like ``parts``, without the sticky keys, for lean clients; only the newest tick keeps them.
+        self.lean: dict[tuple[str, bool], bytes] = {}
         for name in self.names:
             data = snapshot.data.get(name, {})
             meta = snapshot.meta[name].as_dict()
             key = orjson.dumps(name) + b":"
             self.parts[(name, True)] = key + _dumps({"data": data, "meta": meta})
+            audiences = [(True, data)]
             hidden = sensitive.get(name)
             if hidden and any(k in data for k in hidden):
                 shown = {k: v for k, v in data.items() if k not in hidden}
                 self.parts[(name, False)] = key + _dumps({"data": shown, "meta": meta})
+                audiences.append((False, shown))
+            keys = sticky.get(name) if sticky else None
+            if keys and held is not None:
+                for admin, view in audiences:
+                    lean = self._lean(name, admin, view, keys, held)
+                    if lean is not None:
+                        self.lean[(name, admin)] = key + _dumps({**lean, "meta": meta})
         self.size = len(self.head) + sum(len(p) for p in self.parts.values())
         self.messages: dict[ViewKey, bytes] = {}
 
-    def part(self, name: str, admin: bool) -> bytes:
-        if not admin:
-            viewer = self.parts.get((name, False))
-            if viewer is not None:
-                return viewer
-        return self.parts[(name, True)]
+    def _lean(
+        self, name: str, admin: bool, data: Mapping[str, Any], keys: frozenset[str], held: Held
+    ) -> dict[str, Any] | None:
+        """The lean form of one collector's part (``data``, ``kept``, ``patch``), or None when it would be
+        the full one. A sticky value the same as last tick's is left out (``kept``: the seq it changed at);
+        an object whose entries changed only in part is sent as those entries (``patch``: the tick it
+        applies to and the entries that went). ``held``, the hub's memory of the values from one tick to
+        the next, is updated here."""
+        kept: dict[str, int] = {}
+        patch: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        for k in keys:
+            slot = (name, admin, k)
+            if k not in data:
+                held.pop(slot, None)  # gone: when it comes back it is news again
+                continue
+            value = data[k]
+            entries = {str(e): _dumps(v) for e, v in value.items()} if isinstance(value, dict) else None
+            if entries is None:
+                whole = _dumps(value)
+            else:  # the entries, each prefixed with its key's length and key (unambiguous, never parsed)
+                whole = b"".join(f"{len(e)}:{e}".encode() + v for e, v in entries.items())
+            before = held.get(slot)
+            if before is not None and before.whole == whole:
+                kept[k] = before.since
+                before.seen = self.seq
+                continue
+            if before is not None and before.entries is not None and entries is not None:
+                new = {e: v for e, v in value.items() if before.entries.get(str(e)) != entries[str(e)]}
+                gone = [e for e in before.entries if e not in entries]
+                size = sum(len(entries[str(e)]) for e in new) + sum(len(e) + 3 for e in gone)
+                if size * 2 < len(whole):  # worth it only when well under the whole value
+                    patch[k] = {"base": before.seen, "drop": gone}
+                    changed[k] = new
+            held[slot] = _Held(whole, entries, self.seq)  # news: this tick carries it, lean or not
+        if not kept and not patch:
+            return None
+        lean: dict[str, Any] = {"data": {k: changed.get(k, v) for k, v in data.items() if k not in kept}}
+        if kept:
+            lean["kept"] = kept
+        if patch:
+            lean["patch"] = patch
+        return lean
+
+    def part(self, name: str, admin: bool, lean: bool = False) -> bytes:
+        # A viewer gets the admin's bytes unless sensitive keys made a part of its own.
+        audience = admin or (name, False) not in self.parts
+        if lean:
+            part = self.lean.get((name, audience))
+            if part is not None:
+                return part
+        return self.parts[(name, audience)]
 
     def message(self, key: ViewKey) -> bytes:
-        admin, subs = key
+        admin, subs, lean = key
         names = self.names if subs is None else [n for n in self.names if n in subs]
-        return self.head + b",".join(self.part(n, admin) for n in names) + b"}}"
+        return self.head + b",".join(self.part(n, admin, lean) for n in names) + b"}}"
 
 
 def _dumps(value: Any) -> bytes:
@@ -123,7 +210,9 @@ class Client:
         "drop_reason",
         "dropped",
         "id",
+        "lean",
         "overflows",
+        "primed",
         "sent",
         "session_id",
         "stalled_since",
@@ -144,6 +233,7 @@ class Client:
         queue: int,
         session_id: str | None = None,
         token_id: int | None = None,
+        lean: bool = False,
     ) -> None:
         self.id = cid
         #: The credential the handshake was authenticated with (the session's stored id, or the token's id).
@@ -152,6 +242,9 @@ class Client:
         self.admin = admin
         self.username = username
         self.subs = subs
+        #: Whether the client takes lean ticks, and whether it already holds the sticky values they refer to.
+        self.lean = lean
+        self.primed = False
         self.ticks: deque[bytes] = deque(maxlen=queue)
         self.control: deque[bytes] = deque()
         self.wake = asyncio.Event()
@@ -164,7 +257,12 @@ class Client:
 
     @property
     def key(self) -> ViewKey:
-        return (self.admin, self.subs)
+        """The view of the next live tick: lean once the client holds the sticky values."""
+        return (self.admin, self.subs, self.lean and self.primed)
+
+    def resync(self) -> None:
+        """Send the next tick in full (the client lacks a sticky value, or its view changed)."""
+        self.primed = False
 
     def drop(self, reason: str, code: int = 1008) -> None:
         """Disconnect this client (1008: policy violation, e.g. too slow; 1001: server going away)."""
@@ -184,6 +282,7 @@ class Hub:
         queue: int = 2,
         stall_timeout: float = 15.0,
         sensitive: Callable[[], Mapping[str, frozenset[str]]] = dict,
+        sticky: Callable[[], Mapping[str, frozenset[str]]] = dict,
         clock: Callable[[], float] = time.monotonic,
         check_every: float = CHECK_EVERY,
     ) -> None:
@@ -196,6 +295,8 @@ class Hub:
         self.queue = queue
         self.stall_timeout = stall_timeout
         self._sensitive = sensitive
+        self._sticky = sticky
+        self._held: Held = {}
         self._clock = clock
         self.clients: dict[int, Client] = {}
         self._reserved = 0
@@ -229,6 +330,8 @@ class Hub:
     # -- serialization ------------------------------------------------------------------------------------
     def message(self, entry: _Entry, key: ViewKey) -> bytes:
         """The tick message for one view: assembled once per tick and view for the newest tick."""
+        if key[2] and not entry.lean:
+            key = (key[0], key[1], False)  # nothing to leave out: the same bytes as the full view
         msg = entry.messages.get(key)
         if msg is None:
             msg = entry.message(key)
@@ -241,10 +344,12 @@ class Hub:
     def publish(self, snapshot: Snapshot) -> None:
         """Sampler sink: queue this tick for every client. Never awaits, never blocks on a client."""
         t0 = time.perf_counter()
-        entry = _Entry(snapshot, self._sensitive())
-        self.serialized_parts += len(entry.parts)
+        entry = _Entry(snapshot, self._sensitive(), self._sticky(), self._held)
+        self.serialized_parts += len(entry.parts) + len(entry.lean)
         if self.ring:
-            self.ring[-1].messages.clear()  # no longer the newest: backfill rebuilds from parts
+            # No longer the newest: backfill rebuilds full ticks from the parts.
+            self.ring[-1].messages.clear()
+            self.ring[-1].lean.clear()
         self.ring.append(entry)
         self.ring_bytes += entry.size
         horizon = snapshot.monotonic - self.ring_seconds
@@ -254,7 +359,11 @@ class Hub:
         for client in list(self.clients.values()):
             if client.dropped.is_set():
                 continue  # on its way out
+            if len(client.ticks) == client.ticks.maxlen:
+                # The tick about to be dropped may have carried a new sticky value: this one goes in full.
+                client.resync()
             msg = self.message(entry, client.key)
+            client.primed = True
             if len(client.ticks) == client.ticks.maxlen:
                 # Full: the deque drops the oldest on append. A client that stays full is stalled.
                 self.dropped_ticks += 1
@@ -294,9 +403,11 @@ class Hub:
         self._control(client, orjson.dumps(message))
 
     def backfill(self, client: Client, entries: list[_Entry]) -> None:
-        """Queue ``entries`` (from ``recent``) for ``client``, serialized for its view."""
+        """Queue ``entries`` (from ``recent``) for ``client``, serialized for its view, in full."""
         for entry in entries:
-            client.control.append(self.message(entry, client.key))
+            client.control.append(self.message(entry, (client.admin, client.subs, False)))
+        if entries:
+            client.primed = True  # the last of them is the newest tick: lean ticks may follow
         client.wake.set()
 
     # -- one client's life --------------------------------------------------------------------------------
@@ -308,9 +419,11 @@ class Hub:
         subs: frozenset[str] | None,
         session_id: str | None = None,
         token_id: int | None = None,
+        lean: bool = False,
     ) -> Client:
         """Register a client whose place was reserved; ticks are queued for it from now on. ``session_id``
-        or ``token_id`` names the credential that ``watch_credentials`` keeps checking."""
+        or ``token_id`` names the credential that ``watch_credentials`` keeps checking; ``lean`` asks for
+        lean ticks."""
         self.release()
         client = Client(
             next(self._ids),
@@ -320,6 +433,7 @@ class Hub:
             queue=self.queue,
             session_id=session_id,
             token_id=token_id,
+            lean=lean,
         )
         self.clients[client.id] = client
         return client

@@ -62,6 +62,8 @@ def hello(sampler: Sampler, client: Client, backfill: int, ring_seconds: float) 
         "seq": latest.seq if latest is not None else 0,
         "collectors": {c.name: c.describe() for c in sampler.aggregator.collectors()},
         "subscribed": None if client.subs is None else sorted(client.subs),
+        "lean": client.lean,
+        "sticky": {c.name: sorted(c.sticky) for c in sampler.aggregator.collectors() if c.sticky},
         "backfill": backfill,
         "backfill_seconds": ring_seconds,
     }
@@ -98,6 +100,7 @@ async def stream(ws: WebSocket) -> None:
         subs=subs,
         session_id=principal.session_id,
         token_id=principal.token_id,
+        lean=ws.query_params.get("lean", "").lower() in ("1", "true", "yes"),
     )
     # Between attach and backfill nothing awaits, so no live tick can slip in ahead of the backfill.
     entries = hub.recent(backfill_s)
@@ -115,6 +118,7 @@ async def stream(ws: WebSocket) -> None:
         if kind == "subscribe":
             new_subs, bad = _parse_subs(msg.get("collectors"), set(sampler.aggregator.names()))
             c.subs = new_subs
+            c.resync()  # collectors new to the view: their sticky values go out in full first
             reply: dict[str, Any] = {
                 "type": "subscribed",
                 "collectors": None if new_subs is None else sorted(new_subs),
@@ -125,6 +129,9 @@ async def stream(ws: WebSocket) -> None:
             # The reply goes ahead of its backfill.
             hub.send_control(c, reply)
             hub.backfill(c, entries)
+            return None
+        if kind == "resync":
+            c.resync()
             return None
         return {"type": "error", "message": f"unknown message type {kind!r}"}
 
