@@ -96,4 +96,34 @@ describe("traceLine", () => {
       ["L", 110, 55],
     ]);
   });
+
+  it("draws a level stretch as one segment, and the same shape as point by point", () => {
+    // 0 0 0 0 3 3 0 0 with a spike column in the middle of a level stretch.
+    const xs = [0, 10, 20, 30, 40, 50, 60, 70, 70.2, 70.4, 80, 90];
+    const ys = [0, 0, 0, 0, 3, 3, 0, 0, 6, 0, 0, 0];
+    const r = new Recorder();
+    traceLine(xs, ys, 0, xs.length - 1, G, r);
+    expect(r.ops).toEqual([
+      ["M", 10, 55],
+      ["L", 40, 55], // four level columns: one segment
+      ["L", 50, 40],
+      ["L", 60, 40],
+      ["L", 70, 55],
+      ["L", 80, 55], // level up to the spike's column, then the spike drawn in it
+      ["L", 80, 25],
+      ["L", 80, 55],
+      ["L", 80, 55],
+      ["L", 100, 55], // and level again to the end, in one segment
+    ]);
+    // A flat series of 300 points: two vertices, with its fill closed the same way.
+    const flat = new Recorder();
+    const area = new Recorder();
+    const many = Array.from({ length: 300 }, (_, i) => i / 3);
+    traceLine(many, many.map(() => 2), 0, 299, G, flat, area);
+    expect(flat.ops).toEqual([
+      ["M", 10, 45],
+      ["L", 110, 45],
+    ]);
+    expect(area.ops).toEqual([["M", 10, 55], ["L", 10, 45], ["L", 110, 45], ["L", 110, 55], ["L", 10, 55], ["Z"]]);
+  });
 });

@@ -55,10 +55,22 @@ export function traceLine(
   let maxY = 0;
   let outY = 0;
   let runStartX = NaN; // x where the current unbroken run began (NaN: the pen is up)
+  // The end of a level stretch not drawn yet: consecutive columns at one y make one segment, not one per
+  // column (a series idling at zero is most of the lines on a dashboard, and each vertex is a call into the
+  // canvas and a segment to rasterise).
+  let levelX = NaN;
+  let levelY = 0;
 
+  const flushLevel = (): void => {
+    if (Number.isNaN(levelX)) return;
+    stroke.lineTo(levelX, levelY);
+    fill?.lineTo(levelX, levelY);
+    levelX = NaN;
+  };
   const closeColumn = (): void => {
     // Several points in one column: a vertical stroke over their range, leaving at the last one.
     if (minY !== maxY || outY !== inY) {
+      flushLevel();
       stroke.lineTo(colX, minY);
       stroke.lineTo(colX, maxY);
       stroke.lineTo(colX, outY);
@@ -72,6 +84,7 @@ export function traceLine(
   const endRun = (): void => {
     if (Number.isNaN(runStartX)) return;
     closeColumn();
+    flushLevel();
     if (fill) {
       fill.lineTo(colX, baseY);
       fill.lineTo(runStartX, baseY);
@@ -104,8 +117,14 @@ export function traceLine(
       continue;
     } else {
       closeColumn();
-      stroke.lineTo(x, y);
-      fill?.lineTo(x, y);
+      if (y === outY) {
+        levelX = x; // level with where the column before left off: extend the stretch
+        levelY = y;
+      } else {
+        flushLevel();
+        stroke.lineTo(x, y);
+        fill?.lineTo(x, y);
+      }
     }
     colX = x;
     inY = minY = maxY = outY = y;
