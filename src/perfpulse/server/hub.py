@@ -18,9 +18,10 @@ A client that asks for lean ticks (``lean=1``) is not sent a collector's ``stick
 that cannot be counted and why, the top processes' command lines: over half of a tick, and the same from
 one tick to the next) while they stay as they were: the collector's part then says ``"kept": {key: seq}``,
 the tick that last carried that value. An object that changed in part (processes entering and leaving the
-top) goes out as the entries that changed, with ``"patch": {key: {"base": seq, "drop": [...]}}``. The hub sends such a client a full tick first (the backfill, or
-the first live tick), again after its queue overflowed (the dropped tick may have carried a change), and
-whenever the client asks (``resync``), so a client holds every value a lean tick refers to.
+top) goes out as the entries that changed, with ``"patch": {key: {"base": seq, "drop": [...]}}``. The
+hub sends such a client a full tick first (the backfill, or the first live tick), again after its queue
+overflowed (the dropped tick may have carried a change), and whenever the client asks (``resync``), so a
+client holds every value a lean tick refers to.
 
 A WebSocket is authenticated once, at the handshake, but a session can end while the socket is open (logout,
 a password or role change, a removed user, ``perfpulse user passwd`` from another process, expiry). So the
