@@ -60,18 +60,19 @@ def serve(port: int, data_dir: str, mode: str) -> None:
     from perfpulse.server.hub import Client, Hub
     from perfpulse.testing import FakeCollector
 
-    async def capture() -> Snapshot:
+    async def capture() -> tuple[Snapshot, dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        """One real snapshot, and the collectors' sensitive and sticky keys (the latter for ``lean`` only)."""
         real = build_default(interval=1.0)
         await real.tick()
         await asyncio.sleep(1.0)
         snap = await real.tick()
+        found = real.aggregator.collectors()
+        sensitive = {c.name: c.sensitive for c in found if c.sensitive}
+        sticky = {c.name: c.sticky for c in found if c.sticky and mode == "lean"}
         await real.aclose()
-        return snap
+        return snap, sensitive, sticky
 
-    template = asyncio.run(capture())
-    sensitive = {c: frozenset({"cmdlines"}) for c in template.data if c == "processes"}
-    known_sticky = {"perf_events": frozenset({"unsupported"}), "processes": frozenset({"cmdlines"})}
-    sticky = {c: k for c, k in known_sticky.items() if c in template.data and mode == "lean"}
+    template, sensitive, sticky = asyncio.run(capture())
 
     class Replay(FakeCollector):
         pass

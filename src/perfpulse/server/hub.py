@@ -66,14 +66,13 @@ ViewKey = tuple[bool, frozenset[str] | None, bool]
 
 
 class _Held:
-    """A sticky value as the hub last saw it: serialized whole (and entry by entry for an object), the seq
-    of the tick it changed at, and the seq of the tick it was last seen in."""
+    """A sticky value as the hub last saw it: serialized (an object entry by entry), the seq of the tick it
+    changed at, and the seq of the tick it was last seen in."""
 
-    __slots__ = ("entries", "seen", "since", "whole")
+    __slots__ = ("seen", "since", "value")
 
-    def __init__(self, whole: bytes, entries: dict[str, bytes] | None, seq: int) -> None:
-        self.whole = whole
-        self.entries = entries
+    def __init__(self, value: bytes | dict[str, bytes], seq: int) -> None:
+        self.value = value
         self.since = seq
         self.seen = seq
 
@@ -155,24 +154,23 @@ class _Entry:
                 held.pop(slot, None)  # gone: when it comes back it is news again
                 continue
             value = data[k]
-            entries = {str(e): _dumps(v) for e, v in value.items()} if isinstance(value, dict) else None
-            if entries is None:
-                whole = _dumps(value)
-            else:  # the entries, each prefixed with its key's length and key (unambiguous, never parsed)
-                whole = b"".join(f"{len(e)}:{e}".encode() + v for e, v in entries.items())
+            now: bytes | dict[str, bytes]
+            now = {str(e): _dumps(v) for e, v in value.items()} if isinstance(value, dict) else _dumps(value)
             before = held.get(slot)
-            if before is not None and before.whole == whole:
+            if before is not None and before.value == now:
                 kept[k] = before.since
                 before.seen = self.seq
                 continue
-            if before is not None and before.entries is not None and entries is not None:
-                new = {e: v for e, v in value.items() if before.entries.get(str(e)) != entries[str(e)]}
-                gone = [e for e in before.entries if e not in entries]
-                size = sum(len(entries[str(e)]) for e in new) + sum(len(e) + 3 for e in gone)
-                if size * 2 < len(whole):  # worth it only when well under the whole value
+            if before is not None and isinstance(before.value, dict) and isinstance(now, dict):
+                was = before.value
+                new = {e: v for e, v in value.items() if was.get(str(e)) != now[str(e)]}
+                gone = [e for e in was if e not in now]
+                size = sum(len(now[str(e)]) for e in new) + sum(len(e) + 3 for e in gone)
+                whole = sum(len(e) + 3 + len(v) for e, v in now.items())
+                if size * 2 < whole:  # worth it only when well under the whole value
                     patch[k] = {"base": before.seen, "drop": gone}
                     changed[k] = new
-            held[slot] = _Held(whole, entries, self.seq)  # news: this tick carries it, lean or not
+            held[slot] = _Held(now, self.seq)  # news: this tick carries it, lean or not
         if not kept and not patch:
             return None
         lean: dict[str, Any] = {"data": {k: changed.get(k, v) for k, v in data.items() if k not in kept}}
