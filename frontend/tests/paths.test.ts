@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { traceLine, type Geometry } from "../src/lib/paths";
+import { drawLines, traceLine, type Geometry, type LineContext, type LinePlot } from "../src/lib/paths";
 
 type Op = [string, number?, number?];
 
@@ -125,5 +125,101 @@ describe("traceLine", () => {
       ["L", 110, 45],
     ]);
     expect(area.ops).toEqual([["M", 10, 55], ["L", 10, 45], ["L", 110, 45], ["L", 110, 55], ["L", 10, 55], ["Z"]]);
+  });
+});
+
+/** A canvas context that records what is drawn, and with which style. */
+class FakeContext extends Recorder implements LineContext {
+  strokeStyle: string | CanvasGradient | CanvasPattern = "";
+  fillStyle: string | CanvasGradient | CanvasPattern = "";
+  lineWidth = 0;
+  lineJoin: CanvasLineJoin = "miter";
+  lineCap: CanvasLineCap = "butt";
+  calls: string[] = [];
+  save(): void {
+    this.calls.push("save");
+  }
+  restore(): void {
+    this.calls.push("restore");
+  }
+  beginPath(): void {
+    this.calls.push("begin");
+    this.ops = [];
+  }
+  rect(x: number, y: number, w: number, h: number): void {
+    this.calls.push(`rect ${x} ${y} ${w} ${h}`);
+  }
+  clip(): void {
+    this.calls.push("clip");
+  }
+  translate(x: number, y: number): void {
+    this.calls.push(`translate ${x} ${y}`);
+  }
+  setLineDash(d: number[]): void {
+    this.calls.push(`dash ${d.join(",")}`);
+  }
+  stroke(): void {
+    this.calls.push(`stroke ${String(this.strokeStyle)} ${this.lineWidth} ${this.ops.length}`);
+  }
+  fill(): void {
+    this.calls.push(`fill ${String(this.fillStyle)} ${this.ops.length}`);
+  }
+}
+
+function plot(ctx: FakeContext, shown: boolean[] = [true, true]): LinePlot {
+  return {
+    ctx,
+    bbox: { left: 10, top: 5, width: 100, height: 50 },
+    data: [
+      [0, 50, 100],
+      [0, 5, 10],
+      [10, 5, 0],
+    ],
+    series: [{}, ...shown.map((show) => ({ show }))],
+    scales: { x: { min: 0, max: 100 }, y: { min: 0, max: 10 } },
+  };
+}
+
+describe("drawLines", () => {
+  it("clips once for all lines, fills under a line before stroking it, and restores the context", () => {
+    const ctx = new FakeContext();
+    const n = drawLines(plot(ctx), [
+      { stroke: "red", width: 1, fill: "pink" },
+      { stroke: "blue", width: 2, dash: [4, 2] },
+    ]);
+    expect(n).toBe(2);
+    expect(ctx.calls).toEqual([
+      "save",
+      "begin",
+      "rect 10 5 100 50",
+      "clip",
+      "dash ",
+      // 1 px: on pixel centres.
+      "translate 0.5 0.5",
+      "begin",
+      "fill pink 7", // from the baseline, along the line, down to the baseline, back, closed
+      "begin",
+      "stroke red 1 3",
+      "translate -0.5 -0.5",
+      // 2 px: on pixel edges, no shift.
+      "begin",
+      "dash 4,2",
+      "stroke blue 2 3",
+      "dash ",
+      "restore",
+    ]);
+  });
+
+  it("skips hidden series, scales widths to device pixels and draws nothing without an x range", () => {
+    const ctx = new FakeContext();
+    expect(drawLines(plot(ctx, [false, true]), [{ stroke: "red", width: 1 }, { stroke: "blue", width: 1 }], 2)).toBe(1);
+    expect(ctx.calls.filter((c) => c.startsWith("stroke"))).toEqual(["stroke blue 2 3"]);
+    expect(ctx.calls).not.toContain("translate 0.5 0.5");
+
+    const empty = new FakeContext();
+    const p = plot(empty);
+    p.scales.x = { min: null, max: null };
+    expect(drawLines(p, [{ stroke: "red", width: 1 }, { stroke: "blue", width: 1 }])).toBe(0);
+    expect(empty.calls).toEqual([]);
   });
 });
