@@ -152,14 +152,11 @@ class FakeContext extends Recorder implements LineContext {
   clip(): void {
     this.calls.push("clip");
   }
-  translate(x: number, y: number): void {
-    this.calls.push(`translate ${x} ${y}`);
-  }
   setLineDash(d: number[]): void {
     this.calls.push(`dash ${d.join(",")}`);
   }
   stroke(): void {
-    this.calls.push(`stroke ${String(this.strokeStyle)} ${this.lineWidth} ${this.ops.length}`);
+    this.calls.push(`stroke ${String(this.strokeStyle)} ${this.lineWidth} ${JSON.stringify(this.ops[0])}`);
   }
   fill(): void {
     this.calls.push(`fill ${String(this.fillStyle)} ${this.ops.length}`);
@@ -194,17 +191,15 @@ describe("drawLines", () => {
       "rect 10 5 100 50",
       "clip",
       "dash ",
-      // 1 px: on pixel centres.
-      "translate 0.5 0.5",
       "begin",
       "fill pink 7", // from the baseline, along the line, down to the baseline, back, closed
+      // 1 px: on pixel centres, the line starting at (10, 55).
       "begin",
-      "stroke red 1 3",
-      "translate -0.5 -0.5",
-      // 2 px: on pixel edges, no shift.
+      'stroke red 1 ["M",10.5,55.5]',
+      // 2 px: on pixel edges, the line starting at (10, 5).
       "begin",
       "dash 4,2",
-      "stroke blue 2 3",
+      'stroke blue 2 ["M",10,5]',
       "dash ",
       "restore",
     ]);
@@ -213,8 +208,8 @@ describe("drawLines", () => {
   it("skips hidden series, scales widths to device pixels and draws nothing without an x range", () => {
     const ctx = new FakeContext();
     expect(drawLines(plot(ctx, [false, true]), [{ stroke: "red", width: 1 }, { stroke: "blue", width: 1 }], 2)).toBe(1);
-    expect(ctx.calls.filter((c) => c.startsWith("stroke"))).toEqual(["stroke blue 2 3"]);
-    expect(ctx.calls).not.toContain("translate 0.5 0.5");
+    // 1 CSS px at 2 device px per CSS px: 2 device px, on pixel edges.
+    expect(ctx.calls.filter((c) => c.startsWith("stroke"))).toEqual(['stroke blue 2 ["M",10,5]']);
 
     const empty = new FakeContext();
     const p = plot(empty);

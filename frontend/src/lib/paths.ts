@@ -25,6 +25,8 @@ export interface Geometry {
   xMax: number;
   yMin: number;
   yMax: number;
+  /** Added to every device pixel coordinate after rounding (0.5 puts a 1 px line on pixel centres). */
+  offset?: number;
 }
 
 /**
@@ -45,7 +47,8 @@ export function traceLine(
   const kx = g.xMax > g.xMin ? g.width / (g.xMax - g.xMin) : 0;
   const ky = g.yMax > g.yMin ? g.height / (g.yMax - g.yMin) : 0;
   const bottom = g.top + g.height;
-  const baseY = Math.round(bottom - (fillTo - g.yMin) * ky);
+  const off = g.offset ?? 0;
+  const baseY = Math.round(bottom - (fillTo - g.yMin) * ky) + off;
   let drawn = 0;
   // The pixel column being drawn: its x, the y the line came in at, and the extremes and last y inside it.
   let colX = NaN;
@@ -99,8 +102,8 @@ export function traceLine(
       endRun();
       continue;
     }
-    const x = Math.round(g.left + (xs[i] - g.xMin) * kx);
-    const y = Math.round(bottom - (v - g.yMin) * ky);
+    const x = Math.round(g.left + (xs[i] - g.xMin) * kx) + off;
+    const y = Math.round(bottom - (v - g.yMin) * ky) + off;
     drawn++;
     if (Number.isNaN(runStartX)) {
       stroke.moveTo(x, y);
@@ -147,7 +150,6 @@ export interface LineContext extends PathSink {
   beginPath(): void;
   rect(x: number, y: number, w: number, h: number): void;
   clip(): void;
-  translate(x: number, y: number): void;
   stroke(): void;
   fill(): void;
   setLineDash(segments: number[]): void;
@@ -196,12 +198,12 @@ export function drawLines(u: LinePlot, styles: LineStyle[], pxRatio = 1): number
     const st = styles[i - 1];
     const sy = u.scales[s.scale ?? "y"];
     if (s.show === false || !st || !sy || sy.min == null || sy.max == null) continue;
-    const g: Geometry = { left, top, width, height, xMin: sx.min, xMax: sx.max, yMin: sy.min, yMax: sy.max };
     const ys = u.data[i];
     const w = Math.round(st.width * pxRatio * 1000) / 1000;
-    // Odd widths sit on pixel centres, as uPlot aligns them, so that a 1 px line stays one pixel wide.
-    const off = (w % 2) / 2;
-    if (off) ctx.translate(off, off);
+    // Odd widths sit on pixel centres, as uPlot aligns them, so that a 1 px line stays one pixel wide (an
+    // offset in the coordinates: moving the canvas's transform back and forth per line costs more).
+    const offset = (w % 2) / 2;
+    const g: Geometry = { left, top, width, height, xMin: sx.min, xMax: sx.max, yMin: sy.min, yMax: sy.max, offset };
     if (st.fill) {
       ctx.beginPath();
       traceLine(xs, ys, 0, xs.length - 1, g, NO_PATH, ctx, Math.min(Math.max(0, sy.min), sy.max));
@@ -217,7 +219,6 @@ export function drawLines(u: LinePlot, styles: LineStyle[], pxRatio = 1): number
       ctx.stroke();
       if (st.dash) ctx.setLineDash(NO_DASH);
     }
-    if (off) ctx.translate(-off, -off);
     drawn++;
   }
   ctx.restore();
