@@ -128,7 +128,7 @@ describe("traceLine", () => {
   });
 });
 
-/** A canvas context that records what is drawn, and with which style. */
+/** A canvas context that records what is drawn (where it lands on the canvas), and with which style. */
 class FakeContext extends Recorder implements LineContext {
   strokeStyle: string | CanvasGradient | CanvasPattern = "";
   fillStyle: string | CanvasGradient | CanvasPattern = "";
@@ -136,11 +136,25 @@ class FakeContext extends Recorder implements LineContext {
   lineJoin: CanvasLineJoin = "miter";
   lineCap: CanvasLineCap = "butt";
   calls: string[] = [];
+  private shift: [number, number] = [0, 0];
+  private saved: [number, number][] = [];
   save(): void {
     this.calls.push("save");
+    this.saved.push(this.shift);
   }
   restore(): void {
     this.calls.push("restore");
+    this.shift = this.saved.pop() ?? [0, 0];
+  }
+  translate(x: number, y: number): void {
+    this.calls.push(`translate ${x} ${y}`);
+    this.shift = [this.shift[0] + x, this.shift[1] + y];
+  }
+  moveTo(x: number, y: number): void {
+    super.moveTo(x + this.shift[0], y + this.shift[1]);
+  }
+  lineTo(x: number, y: number): void {
+    super.lineTo(x + this.shift[0], y + this.shift[1]);
   }
   beginPath(): void {
     this.calls.push("begin");
@@ -191,12 +205,14 @@ describe("drawLines", () => {
       "rect 10 5 100 50",
       "clip",
       "dash ",
+      // 1 px: on pixel centres, the line starting at (10, 55); the canvas is shifted, not each point.
+      "translate 0.5 0.5",
       "begin",
       "fill pink 7", // from the baseline, along the line, down to the baseline, back, closed
-      // 1 px: on pixel centres, the line starting at (10, 55).
       "begin",
       'stroke red 1 ["M",10.5,55.5]',
-      // 2 px: on pixel edges, the line starting at (10, 5).
+      // 2 px: on pixel edges, the line starting at (10, 5): shifted back.
+      "translate -0.5 -0.5",
       "begin",
       "dash 4,2",
       'stroke blue 2 ["M",10,5]',

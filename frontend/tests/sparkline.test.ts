@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { sparkMemo, sparkPoints } from "../src/lib/sparkline";
+import { SPARK_UNITS, sparkMemo, sparkPoints } from "../src/lib/sparkline";
 
+/** The points in CSS pixels. */
 function parse(points: string): [number, number][] {
-  return points ? points.split(" ").map((p) => p.split(",").map(Number) as [number, number]) : [];
+  if (!points) return [];
+  const nums = points.split(" ").map(Number);
+  expect(nums.every(Number.isInteger)).toBe(true); // whole units, printed without a fraction
+  const out: [number, number][] = [];
+  for (let i = 0; i < nums.length; i += 2) out.push([nums[i] / SPARK_UNITS, nums[i + 1] / SPARK_UNITS]);
+  return out;
 }
 
 describe("sparkPoints", () => {

@@ -25,8 +25,6 @@ export interface Geometry {
   xMax: number;
   yMin: number;
   yMax: number;
-  /** Added to every device pixel coordinate after rounding (0.5 puts a 1 px line on pixel centres). */
-  offset?: number;
 }
 
 /**
@@ -47,8 +45,7 @@ export function traceLine(
   const kx = g.xMax > g.xMin ? g.width / (g.xMax - g.xMin) : 0;
   const ky = g.yMax > g.yMin ? g.height / (g.yMax - g.yMin) : 0;
   const bottom = g.top + g.height;
-  const off = g.offset ?? 0;
-  const baseY = Math.round(bottom - (fillTo - g.yMin) * ky) + off;
+  const baseY = Math.round(bottom - (fillTo - g.yMin) * ky);
   let drawn = 0;
   // The pixel column being drawn: its x, the y the line came in at, and the extremes and last y inside it.
   let colX = NaN;
@@ -102,8 +99,10 @@ export function traceLine(
       endRun();
       continue;
     }
-    const x = Math.round(g.left + (xs[i] - g.xMin) * kx) + off;
-    const y = Math.round(bottom - (v - g.yMin) * ky) + off;
+    // Whole pixels: a whole number is stored and passed to the canvas as is, where a fraction is a new heap
+    // object at every step (thousands of points per tick, each collected again).
+    const x = Math.round(g.left + (xs[i] - g.xMin) * kx);
+    const y = Math.round(bottom - (v - g.yMin) * ky);
     drawn++;
     if (Number.isNaN(runStartX)) {
       stroke.moveTo(x, y);
@@ -150,6 +149,7 @@ export interface LineContext extends PathSink {
   beginPath(): void;
   rect(x: number, y: number, w: number, h: number): void;
   clip(): void;
+  translate(x: number, y: number): void;
   stroke(): void;
   fill(): void;
   setLineDash(segments: number[]): void;
@@ -193,6 +193,7 @@ export function drawLines(u: LinePlot, styles: LineStyle[], pxRatio = 1): number
   ctx.lineJoin = "round";
   ctx.lineCap = "butt";
   ctx.setLineDash(NO_DASH);
+  let shifted = 0;
   for (let i = 1; i < u.series.length; i++) {
     const s = u.series[i];
     const st = styles[i - 1];
@@ -200,10 +201,15 @@ export function drawLines(u: LinePlot, styles: LineStyle[], pxRatio = 1): number
     if (s.show === false || !st || !sy || sy.min == null || sy.max == null) continue;
     const ys = u.data[i];
     const w = Math.round(st.width * pxRatio * 1000) / 1000;
-    // Odd widths sit on pixel centres, as uPlot aligns them, so that a 1 px line stays one pixel wide (an
-    // offset in the coordinates: moving the canvas's transform back and forth per line costs more).
+    // Odd widths sit on pixel centres, as uPlot aligns them, so that a 1 px line stays one pixel wide. The
+    // half pixel is a shift of the canvas, set when it changes (the lines of a chart mostly share a width),
+    // so that the traced coordinates stay whole numbers.
     const offset = (w % 2) / 2;
-    const g: Geometry = { left, top, width, height, xMin: sx.min, xMax: sx.max, yMin: sy.min, yMax: sy.max, offset };
+    const g: Geometry = { left, top, width, height, xMin: sx.min, xMax: sx.max, yMin: sy.min, yMax: sy.max };
+    if (offset !== shifted) {
+      ctx.translate(offset - shifted, offset - shifted);
+      shifted = offset;
+    }
     if (st.fill) {
       ctx.beginPath();
       traceLine(xs, ys, 0, xs.length - 1, g, NO_PATH, ctx, Math.min(Math.max(0, sy.min), sy.max));

@@ -154,7 +154,8 @@ export class Timeline {
     const entries = values instanceof Map ? values : new Map(Object.entries(values));
     const before = this.times.length;
     this.times.push(t);
-    for (const [key, v] of entries) {
+    // forEach, not for-of: a for-of over a map makes an entry pair per key, hundreds per tick.
+    entries.forEach((v, key) => {
       let ring = this.series.get(key);
       if (!ring) {
         ring = new Ring(this.capacity);
@@ -163,8 +164,10 @@ export class Timeline {
         this.keysVersion++;
       }
       ring.push(v);
-    }
-    for (const [key, ring] of this.series) if (!entries.has(key)) ring.push(null);
+    });
+    this.series.forEach((ring, key) => {
+      if (!entries.has(key)) ring.push(null);
+    });
     if (++this.pushes % 32 === 0) this.prune();
     return true;
   }

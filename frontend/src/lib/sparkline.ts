@@ -11,6 +11,15 @@
  */
 
 let colMax = new Float64Array(128);
+/** The coordinates of the line being built, x and y in turn, in whole `SPARK_UNITS`. */
+let coords: number[] = [];
+
+/**
+ * Sparkline coordinates are in tenths of a CSS pixel (the SVG's `viewBox` is `SPARK_UNITS` times its size):
+ * as whole numbers they print without a fraction, and the page turns each into text from a cache instead
+ * of formatting (and collecting) a new string per point.
+ */
+export const SPARK_UNITS = 10;
 
 /**
  * What a sparkline drew last: the column maxima and box behind its points string. Given to `sparkPoints`,
@@ -41,7 +50,8 @@ function unchanged(memo: SparkMemo, points: number, width: number, height: numbe
 }
 
 /**
- * Polyline `points` for `vals` (oldest first, null = missing) in a `width` × `height` box. The x axis spans
+ * Polyline `points` for `vals` (oldest first, null = missing) in a `width` × `height` box, in `SPARK_UNITS`
+ * per pixel (x and y alternating, space separated). The x axis spans
  * at least `minSlots` values (a fresh page does not squeeze its few ticks into a sliver); a series with no
  * value gives "". Zero is always inside the y range, so a flat non-zero series does not sit on the floor.
  * `end` is the running index one past the newest value (the ring's `pushed`), which aligns the buckets.
@@ -95,14 +105,17 @@ export function sparkPoints(
   if (!(hi > lo)) hi = lo + 1;
   const scaleY = (height - 2) / (hi - lo);
   const stepX = (cols - 1) / (points - 1);
-  let out = "";
+  // Numbers in a reused array joined once: one new string per line, where building it point by point made
+  // a string per number, per pair and per join.
+  let k = 0;
   for (let c = 0; c < points; c++) {
     const v = colMax[c];
     if (Number.isNaN(v)) continue;
-    const x = Math.round(c * stepX * 10) / 10;
-    const y = Math.round((height - 1 - (v - lo) * scaleY) * 10) / 10;
-    out += out ? ` ${x},${y}` : `${x},${y}`;
+    coords[k++] = Math.round(c * stepX * SPARK_UNITS);
+    coords[k++] = Math.round((height - 1 - (v - lo) * scaleY) * SPARK_UNITS);
   }
+  if (coords.length !== k) coords.length = k;
+  const out = coords.join(" ");
   if (memo) memo.text = out;
   return out;
 }
