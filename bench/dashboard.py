@@ -41,6 +41,13 @@ without the events nested in it, so that the parts add up.
 ``--profile SECONDS`` (with ``--url`` and ``--ab``) records a CDP sampling profile of each build instead and
 prints its call tree in milliseconds per tick; give it builds made with ``npx vite build --minify false
 --outDir DIR`` so that the functions keep their names.
+
+``--allocations SECONDS`` (with ``--url`` and ``--ab``) records a CDP sampling heap profile of each build
+(one sample per KiB allocated, objects collected since included) and prints the KiB allocated per tick,
+in all and by the function that allocated them. What a page allocates per tick is what the young-generation
+collections then have to sweep, on the main thread.
+
+    .venv/bin/python -m bench.dashboard --url http://127.0.0.1:8787 --ab A B --allocations 20
 """
 
 from __future__ import annotations
@@ -365,6 +372,42 @@ def profile_window(browser: Any, url: str, build: Path, seconds: float) -> tuple
     return max(1, ticks), prof
 
 
+def allocation_window(browser: Any, url: str, build: Path, seconds: float) -> tuple[int, dict[str, Any]]:
+    """A CDP sampling heap profile (a sample per KiB, collected objects kept) of one build's live page over
+    ``seconds``: (ticks, profile)."""
+    ctx, page, cdp = open_build(browser, url, build)
+    cdp.send("HeapProfiler.enable")
+    n0 = page.evaluate("window.__perfpulse.live.stats.received")
+    cdp.send(
+        "HeapProfiler.startSampling",
+        {
+            "samplingInterval": 1024,
+            "includeObjectsCollectedByMajorGC": True,
+            "includeObjectsCollectedByMinorGC": True,
+        },
+    )
+    page.wait_for_timeout(seconds * 1000)
+    prof = cdp.send("HeapProfiler.stopSampling")["profile"]
+    ticks = page.evaluate("window.__perfpulse.live.stats.received") - n0
+    ctx.close()
+    return max(1, ticks), prof
+
+
+def allocations_by_function(prof: dict[str, Any], ticks: int, top: int = 15) -> list[str]:
+    """The KiB allocated per tick in all, then by allocating function (name:line), most first."""
+    by: collections.Counter[str] = collections.Counter()
+    stack = [prof["head"]]
+    while stack:
+        n = stack.pop()
+        f = n["callFrame"]
+        where = f":{f['lineNumber'] + 1}" if f["lineNumber"] >= 0 else ""
+        by[f"{f['functionName'] or '(anonymous)'}{where}"] += n["selfSize"]
+        stack.extend(n.get("children", []))
+    lines = [f"{sum(by.values()) / 1024 / ticks:.1f} KiB per tick in all"]
+    lines += [f"{v / 1024 / ticks:7.1f} {k}" for k, v in by.most_common(top)]
+    return lines
+
+
 def profile_tree(prof: dict[str, Any], ticks: int, floor_ms: float = 0.05) -> list[str]:
     """The profile as an indented call tree of inclusive milliseconds per tick, branches under ``floor_ms``
     left out. Function names are only meaningful in an unminified build (``vite build --minify false``)."""
@@ -469,6 +512,12 @@ def main() -> None:
         help="--ab: instead of timing, a JavaScript sampling profile of each build (call tree, ms per tick)",
     )
     ap.add_argument(
+        "--allocations",
+        type=float,
+        metavar="SECONDS",
+        help="--ab: instead of timing, a sampling heap profile of each build (KiB allocated per tick, by function)",
+    )
+    ap.add_argument(
         "--breakdown",
         action="store_true",
         help="--ab: CPU by browser thread and main-thread CPU by trace event",
@@ -488,6 +537,15 @@ def main() -> None:
     assets = sorted(p for p in WEB.rglob("*") if p.is_file() and p.suffix in (".js", ".css", ".html"))
     raw, packed = gzip_size(assets)
 
+    if args.ab and args.url and args.allocations:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            for build in args.ab:
+                ticks, prof = allocation_window(browser, args.url.rstrip("/"), build, args.allocations)
+                print(f"\n`{build}`: allocations over {ticks} ticks (sampling heap profile)\n")
+                print("```\n" + "\n".join(allocations_by_function(prof, ticks)) + "\n```")
+            browser.close()
+        return
     if args.ab and args.url and args.profile:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)

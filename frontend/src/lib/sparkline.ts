@@ -11,8 +11,8 @@
  */
 
 let colMax = new Float64Array(128);
-/** The coordinates of the line being built, x and y in turn, in whole `SPARK_UNITS`. */
-let coords: number[] = [];
+/** The coordinates of a line being built without a memo, x and y in turn, in whole `SPARK_UNITS`. */
+const looseCoords: number[] = [];
 
 /**
  * Sparkline coordinates are in tenths of a CSS pixel (the SVG's `viewBox` is `SPARK_UNITS` times its size):
@@ -32,10 +32,12 @@ export interface SparkMemo {
   width: number;
   height: number;
   text: string;
+  /** The numbers behind `text`: an array per sparkline keeps its length from tick to tick. */
+  coords: number[];
 }
 
 export function sparkMemo(): SparkMemo {
-  return { cols: new Float64Array(0), points: -1, width: -1, height: -1, text: "" };
+  return { cols: new Float64Array(0), points: -1, width: -1, height: -1, text: "", coords: [] };
 }
 
 function unchanged(memo: SparkMemo, points: number, width: number, height: number): boolean {
@@ -107,6 +109,7 @@ export function sparkPoints(
   const stepX = (cols - 1) / (points - 1);
   // Numbers in a reused array joined once: one new string per line, where building it point by point made
   // a string per number, per pair and per join.
+  const coords = memo ? memo.coords : looseCoords;
   let k = 0;
   for (let c = 0; c < points; c++) {
     const v = colMax[c];
