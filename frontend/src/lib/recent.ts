@@ -5,6 +5,7 @@
 export class RecentMedian {
   private readonly values: number[] = [];
   private last: unknown = undefined;
+  private median = NaN;
 
   constructor(private readonly capacity: number) {}
 
@@ -14,13 +15,13 @@ export class RecentMedian {
   }
 
   add(tick: unknown, value: number): number {
-    if (tick !== this.last) {
-      this.last = tick;
-      this.values.push(value);
-      if (this.values.length > this.capacity) this.values.shift();
-    }
+    if (tick === this.last) return this.median;
+    this.last = tick;
+    this.values.push(value);
+    if (this.values.length > this.capacity) this.values.shift();
     const sorted = [...this.values].sort((a, b) => a - b);
     const mid = sorted.length >> 1;
-    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    this.median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    return this.median;
   }
 }

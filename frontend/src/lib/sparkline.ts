@@ -53,9 +53,9 @@ function unchanged(memo: SparkMemo, points: number, width: number, height: numbe
 
 /**
  * Polyline `points` for `vals` (oldest first, null = missing) in a `width` × `height` box, in `SPARK_UNITS`
- * per pixel (x and y alternating, space separated). The x axis spans
- * at least `minSlots` values (a fresh page does not squeeze its few ticks into a sliver); a series with no
- * value gives "". Zero is always inside the y range, so a flat non-zero series does not sit on the floor.
+ * per pixel (x and y alternating, space separated). The x axis spans at least `minSlots` values (a fresh
+ * page does not squeeze its few ticks into a sliver); a series with no value gives "". Zero is always
+ * inside the y range, so a flat non-zero series does not sit on the floor.
  * `end` is the running index one past the newest value (the ring's `pushed`), which aligns the buckets.
  * A missing value is null or NaN. With a `memo`, the string of the last call is returned when nothing drawn
  * changed.
